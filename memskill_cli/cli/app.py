@@ -1,0 +1,87 @@
+"""Root of the `memskill` CLI: global options, command registration and error handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from memskill_cli import __version__, secrets
+from memskill_cli.cli import data, models
+from memskill_cli.cli.state import AppState
+from memskill_cli.errors import MemskillError, NotBuiltError
+
+app = typer.Typer(
+    name="memskill",
+    help="Learn and evolve memory skills for LLM agents (MemSkill).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold API keys
+    rich_markup_mode="rich",
+)
+app.add_typer(models.app, name="models", rich_help_panel="Setup")
+app.command(rich_help_panel="Pipeline")(data.prepare)
+app.command("build-cache", rich_help_panel="Pipeline")(data.build_cache)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    params: Path | None = typer.Option(None, "--params", "-p", help="params.yaml to read (default ./params.yaml)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """memskill: prepare data, build caches, train the skill controller, evolve the skill bank, evaluate."""
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+    ctx.obj = AppState(params=params, quiet=quiet)
+
+
+def _not_built(name: str, issue: str) -> None:
+    raise NotBuiltError(f"`memskill {name}` is not built yet ({issue}); nothing was run.")
+
+
+@app.command(rich_help_panel="Pipeline")
+def train() -> None:
+    """Train the skill-selection controller with PPO (not built yet)."""
+    _not_built("train", "the training issue")
+
+
+@app.command(rich_help_panel="Pipeline")
+def evolve(max_changes: int = typer.Option(3, help="Most skill edits per evolution cycle.")) -> None:
+    """Mine hard cases and evolve the skill bank with the designer LLM (not built yet)."""
+    _not_built("evolve", "the evolution issue")
+
+
+@app.command("eval", rich_help_panel="Pipeline")
+def evaluate() -> None:
+    """Build memories for evaluation traces, answer and score every question (not built yet)."""
+    _not_built("eval", "the memory-construction issue")
+
+
+@app.command(rich_help_panel="Pipeline")
+def report() -> None:
+    """Write the Markdown/HTML report of a pipeline run (not built yet)."""
+    _not_built("report", "the pipeline issue")
+
+
+def main() -> None:
+    """Console entry point: typed errors become a one-line message (secrets redacted) and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except MemskillError as exc:
+        typer.secho(f"error: {secrets.redact(str(exc))}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except __import__("click").ClickException as exc:
+        exc.show()
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Typed settings: `params.yaml` is the single source, then `MEMSKILL_*` env vars, then CLI flags.
+
+Nested keys use `__` in environment variables, e.g. `MEMSKILL_LLM__EXECUTOR__BACKEND=openai`.
+API keys never live here: a role names the environment variable or file that holds them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from memskill_cli.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+_params_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("params_file", default=None)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMRoleSettings(Section):
+    """One LLM role (executor, designer, answerer, judge): its own backend, model and limits."""
+
+    backend: Literal["llamacpp", "openai", "vllm"] = "llamacpp"
+    model: str = Field("qwen2.5-coder-0.5b", description="Registry name, GGUF path, or served model id.")
+    base_urls: list[str] = Field(default_factory=list, description="OpenAI-compatible endpoints (round-robin).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding one key or several, comma-separated.")
+    api_key_file: str | None = Field(None, description="File with one API key per line.")
+    max_tokens: int = Field(512, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    max_concurrency: int = Field(8, ge=1, description="Worker pool size for `map` over many requests.")
+    n_ctx: int = Field(8192, ge=512, description="llama.cpp context window.")
+    n_parallel: int = Field(1, ge=1, description="llama.cpp slots decoding at once.")
+    threads: int | None = Field(None, description="llama.cpp threads; default: available cores.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM only.")
+
+
+class LLMSettings(Section):
+    executor: LLMRoleSettings = Field(default_factory=LLMRoleSettings)
+    designer: LLMRoleSettings = Field(default_factory=LLMRoleSettings)
+    answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=64))
+    judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=128))
+    cache_enabled: bool = Field(True, description="Reuse answers of deterministic (temperature 0) calls.")
+    cache_path: str = Field(".cache/llm-cache.sqlite", description="SQLite response cache.")
+
+    def role(self, name: str) -> LLMRoleSettings:
+        if name not in ("executor", "designer", "answerer", "judge"):
+            raise ConfigError(f"unknown LLM role {name!r}")
+        return getattr(self, name)
+
+
+class EmbeddingSettings(Section):
+    model: str = Field("all-MiniLM-L6-v2", description="Bundled default, a local path or a HF id.")
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+
+
+class SpanSettings(Section):
+    mode: Literal["turn", "turn-pair", "full-session", "fixed-length"] = "fixed-length"
+    max_tokens: int = Field(256, ge=16, description="Token budget of a fixed-length span.")
+    overlap: int = Field(0, ge=0, description="Tokens of the previous span repeated (whole turns).")
+    tokenizer: str = Field("all-MiniLM-L6-v2", description="Tokenizer that counts span tokens.")
+
+
+class PrepareSettings(Section):
+    source: str | None = Field(None, description="Official source file; default per dataset.")
+    include_adversarial: bool = Field(False, description="Keep LoCoMo category 5 in train/eval.")
+    include_abstention: bool = Field(False, description="Keep LongMemEval `_abs` questions.")
+    splits_file: str | None = Field(None, description="LongMemEval MemSkill splits file.")
+    num_docs: list[int] = Field(default_factory=lambda: [50, 100, 200], description="HotpotQA eval_N sizes.")
+    seed: int = 42
+
+
+class PathSettings(Section):
+    data_dir: str = "data"
+    artifacts_dir: str = "artifacts"
+
+
+class Settings(BaseSettings):
+    """Every hyperparameter of memskill; sections mirror params.yaml."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMSKILL_", env_nested_delimiter="__", extra="forbid")
+
+    dataset: str = "sample"
+    seed: int = 0
+    paths: PathSettings = Field(default_factory=PathSettings)
+    prepare: PrepareSettings = Field(default_factory=PrepareSettings)
+    spans: SpanSettings = Field(default_factory=SpanSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        params = _params_file.get()
+        if params is not None:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=params),)
+        return sources
+
+
+def load_settings(params: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read params.yaml (if present), apply MEMSKILL_* env vars, then `overrides` (dotted keys)."""
+    path = Path(params) if params is not None else DEFAULT_PARAMS
+    if params is not None and not path.exists():
+        raise ConfigError(f"params file not found: {path}")
+    token = _params_file.set(path if path.exists() else None)
+    try:
+        return Settings(**_nest(overrides or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({path}, MEMSKILL_* env): {problems}") from None
+    finally:
+        _params_file.reset(token)
+
+
+def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """{'llm.executor.model': 'x'} -> {'llm': {'executor': {'model': 'x'}}}; None values are dropped."""
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
+        if value is None:
+            continue
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

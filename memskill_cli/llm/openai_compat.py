@@ -1,0 +1,130 @@
+"""Any OpenAI-compatible endpoint (vllm serve, Ollama, OpenAI, Together, NIM).
+
+Several base URLs and keys are used round-robin; 429/5xx/timeouts/connection errors are retried with
+exponential backoff and jitter (honouring Retry-After); other client errors fail fast. Keys never
+appear in messages: every error text goes through `secrets.redact`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any
+
+import httpx
+import tenacity
+
+from memskill_cli import secrets
+from memskill_cli.config import LLMRoleSettings
+from memskill_cli.errors import ConfigError, LLMError
+from memskill_cli.llm.base import ChatRequest, ChatResponse, LLMClient, Usage
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """Wait what the server asked for, else exponential backoff with full jitter."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, RetryableError) and exc.retry_after is not None:
+            return exc.retry_after
+        return self.fallback(retry_state)
+
+
+class OpenAIClient(LLMClient):
+    def __init__(self, settings: LLMRoleSettings, backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+        if not settings.base_urls:
+            raise ConfigError("the openai backend needs llm.<role>.base_urls (one or more endpoints)")
+        self.settings = settings
+        self.max_concurrency = settings.max_concurrency
+        keys = secrets.load_api_keys(settings.api_key_env, settings.api_key_file)
+        self._urls = itertools.cycle([u.rstrip("/") for u in settings.base_urls])
+        self._keys = itertools.cycle(keys or [None])
+        self._lock = threading.Lock()
+        self._http = httpx.Client(
+            timeout=settings.timeout_s,
+            limits=httpx.Limits(max_connections=settings.max_concurrency,
+                                max_keepalive_connections=settings.max_concurrency),
+        )
+        self._retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+            wait=_WaitRetryAfter(tenacity.wait_random_exponential(multiplier=backoff_s, max=max_backoff_s)),
+            retry=tenacity.retry_if_exception_type(RetryableError),
+            reraise=True,
+        )
+
+    @property
+    def identity(self) -> str:
+        return f"openai:{self.settings.model}"
+
+    def _next_target(self) -> tuple[str, str | None]:
+        with self._lock:
+            return next(self._urls), next(self._keys)
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": list(request.messages),
+            "max_tokens": request.max_tokens or self.settings.max_tokens,
+            "temperature": self.settings.temperature if request.temperature is None else request.temperature,
+        }
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.json_schema},
+            }
+        return body
+
+    def _attempt(self, body: dict[str, Any]) -> ChatResponse:
+        url, key = self._next_target()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        start = time.perf_counter()
+        try:
+            response = self._http.post(f"{url}/chat/completions", json=body, headers=headers)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise RetryableError(secrets.redact(f"{url}: {type(exc).__name__}: {exc}")) from None
+        if response.status_code in RETRYABLE_STATUS:
+            raise RetryableError(f"{url}: HTTP {response.status_code}", _retry_after(response))
+        if response.status_code >= 400:
+            detail = secrets.redact(response.text[:300])
+            raise LLMError(f"{url}: HTTP {response.status_code} (not retried): {detail}")
+        try:
+            data = response.json()
+            text = data["choices"][0]["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise LLMError(f"{url}: malformed completion response: {secrets.redact(response.text[:300])}") from None
+        usage = data.get("usage") or {}
+        return ChatResponse(
+            text=text,
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            latency_s=time.perf_counter() - start,
+        )
+
+    def _complete(self, request: ChatRequest) -> ChatResponse:
+        body = self._body(request)
+        try:
+            return self._retrying(self._attempt, body)
+        except RetryableError as exc:
+            raise LLMError(f"gave up after {self.settings.max_retries + 1} attempts: {exc}") from None
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,36 @@
+import pytest
+
+from memskill_cli.config import load_settings
+from memskill_cli.errors import ConfigError
+
+
+def test_params_env_and_overrides_in_that_order(tmp_path, monkeypatch):
+    params = tmp_path / "params.yaml"
+    params.write_text("dataset: locomo\nllm:\n  executor:\n    model: from-yaml\n    max_tokens: 100\n")
+    monkeypatch.setenv("MEMSKILL_LLM__EXECUTOR__BACKEND", "openai")
+    monkeypatch.setenv("MEMSKILL_LLM__EXECUTOR__MAX_TOKENS", "200")
+    settings = load_settings(params, {"llm.executor.max_tokens": 300, "spans.mode": None})
+    assert settings.dataset == "locomo"
+    assert settings.llm.executor.model == "from-yaml"
+    assert settings.llm.executor.backend == "openai"
+    assert settings.llm.executor.max_tokens == 300
+    assert settings.llm.judge.backend == "llamacpp"  # roles are independent
+
+
+def test_api_keys_are_refused_in_params(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("llm:\n  judge:\n    api_key: sk-abc\n")
+    with pytest.raises(ConfigError, match=r"llm.judge.api_key"):
+        load_settings(params)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_repository_params_yaml_is_valid():
+    from tests.conftest import REPO
+
+    settings = load_settings(REPO / "params.yaml")
+    assert settings.llm.executor.backend == "llamacpp"

@@ -1,0 +1,95 @@
+"""The openai backend against real HTTP servers on 127.0.0.1."""
+
+import itertools
+import time
+
+import pytest
+
+from memskill_cli.config import LLMRoleSettings
+from memskill_cli.errors import LLMError
+from memskill_cli.llm import ChatRequest
+from memskill_cli.llm.openai_compat import OpenAIClient
+from tests.fake_openai import FakeOpenAIServer, completion
+
+REQUEST = ChatRequest([{"role": "user", "content": "hello"}])
+
+
+def _client(urls, monkeypatch, keys="key-alpha-111,key-beta-222", **kw):
+    monkeypatch.setenv("TEST_LLM_KEYS", keys)
+    settings = LLMRoleSettings(backend="openai", model="served-model", base_urls=urls,
+                               api_key_env="TEST_LLM_KEYS", **kw)
+    return OpenAIClient(settings, backoff_s=0.01, max_backoff_s=0.05)
+
+
+def test_round_robin_across_urls_and_keys(monkeypatch):
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        client = _client([a.url, b.url], monkeypatch, keys="key-alpha-111,key-beta-222,key-gamma-333")
+        for _ in range(6):
+            assert client.complete(REQUEST).text == "ok"
+        assert len(a.seen) == 3 and len(b.seen) == 3
+        keys_used = [auth for auth, _ in a.seen + b.seen]
+        assert {keys_used.count(f"Bearer {k}") for k in ("key-alpha-111", "key-beta-222", "key-gamma-333")} == {2}
+        assert a.seen[0][1]["model"] == "served-model"
+
+
+@pytest.mark.parametrize("failure", [
+    (429, {"retry-after": "0"}, {"error": "rate limited"}),
+    (500, {}, {"error": "boom"}),
+    (503, {}, {"error": "busy"}),
+])
+def test_transient_errors_are_retried_then_succeed(monkeypatch, failure):
+    answers = itertools.chain([failure, failure], itertools.repeat(completion("fine")))
+    with FakeOpenAIServer(lambda body, auth: next(answers)) as server:
+        response = _client([server.url], monkeypatch).complete(REQUEST)
+    assert response.text == "fine"
+    assert len(server.seen) == 3
+    assert response.usage.prompt_tokens == 11
+
+
+def test_retry_after_is_honoured(monkeypatch):
+    answers = itertools.chain([(429, {"retry-after": "0.4"}, {})], itertools.repeat(completion("late")))
+    with FakeOpenAIServer(lambda body, auth: next(answers)) as server:
+        start = time.perf_counter()
+        assert _client([server.url], monkeypatch).complete(REQUEST).text == "late"
+        assert time.perf_counter() - start >= 0.4
+
+
+def test_timeout_is_retried(monkeypatch):
+    calls = itertools.count()
+
+    def slow_first(body, auth):
+        if next(calls) == 0:
+            time.sleep(1.0)
+        return completion("after timeout")
+
+    with FakeOpenAIServer(slow_first) as server:
+        client = _client([server.url], monkeypatch, timeout_s=0.3)
+        assert client.complete(REQUEST).text == "after timeout"
+
+
+def test_permanent_401_fails_fast_without_leaking_the_key(monkeypatch):
+    def reject(body, auth):
+        return 401, {}, {"error": f"invalid key {auth.removeprefix('Bearer ')}"}
+
+    with FakeOpenAIServer(reject) as server:
+        client = _client([server.url], monkeypatch, keys="sk-very-secret-key-123")
+        with pytest.raises(LLMError) as info:
+            client.complete(REQUEST)
+    assert len(server.seen) == 1  # not retried
+    assert "401" in str(info.value)
+    assert "sk-very-secret-key-123" not in str(info.value)
+
+
+def test_gives_up_after_max_retries(monkeypatch):
+    with FakeOpenAIServer(lambda body, auth: (502, {}, {})) as server:
+        with pytest.raises(LLMError, match="gave up after 3 attempts"):
+            _client([server.url], monkeypatch, max_retries=2).complete(REQUEST)
+        assert len(server.seen) == 3
+
+
+def test_json_schema_is_sent_as_response_format(monkeypatch):
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    with FakeOpenAIServer(lambda body, auth: completion('{"a": 1}')) as server:
+        response = _client([server.url], monkeypatch).complete(ChatRequest(REQUEST.messages, json_schema=schema))
+        assert server.seen[0][1]["response_format"]["json_schema"]["schema"] == schema
+    assert response.json(schema) == {"a": 1}
