@@ -84,6 +84,29 @@ class PrepareSettings(Section):
     seed: int = 42
 
 
+class MemorySettings(Section):
+    """How memories are built: which skills, how many, which memories the executor sees."""
+
+    skill_bank: str | None = Field(None, description="Skill bank YAML; default: the seed bank.")
+    selector: Literal["similarity", "all", "random"] = Field(
+        "similarity", description="Skill selector when no trained controller is given.")
+    top_k: int = Field(3, ge=1, description="Skills selected per span while building memories.")
+    exec_memory_top_k: int = Field(10, ge=0, description="Related memories shown to the executor.")
+    workers: int = Field(1, ge=1, description="Traces built in parallel (spans stay sequential).")
+
+
+class EvalSettings(Section):
+    split: str = Field("test", description="Which split's traces and queries to evaluate.")
+    methods: list[str] = Field(default_factory=lambda: ["memskill", "no-memory", "static-primitives"])
+    top_k: int = Field(7, ge=1, description="Skills selected per span at evaluation.")
+    mem_top_k_eval: int = Field(20, ge=1, description="Memories retrieved to answer a question.")
+    judge: bool = Field(True, description="Also score answers with the LLM judge.")
+    full_context_tokens: int = Field(6000, ge=256, description="History budget of the full-context baseline.")
+    exclude_categories: list[str] = Field(default_factory=lambda: ["adversarial"])
+    include_abstention: bool = False
+    max_queries: int | None = Field(None, ge=1, description="Cap on questions (cheap smoke runs).")
+
+
 class PathSettings(Section):
     data_dir: str = "data"
     artifacts_dir: str = "artifacts"
@@ -101,6 +124,8 @@ class Settings(BaseSettings):
     spans: SpanSettings = Field(default_factory=SpanSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @classmethod
     def settings_customise_sources(

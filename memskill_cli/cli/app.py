@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from memskill_cli import __version__, secrets
-from memskill_cli.cli import data, models
+from memskill_cli.cli import data, evaluate, models
 from memskill_cli.cli.state import AppState
 from memskill_cli.errors import MemskillError, NotBuiltError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models", rich_help_panel="Setup")
 app.command(rich_help_panel="Pipeline")(data.prepare)
 app.command("build-cache", rich_help_panel="Pipeline")(data.build_cache)
+app.command("eval", rich_help_panel="Pipeline")(evaluate.evaluate)
 
 
 @app.callback()
@@ -52,12 +53,6 @@ def train() -> None:
 def evolve(max_changes: int = typer.Option(3, help="Most skill edits per evolution cycle.")) -> None:
     """Mine hard cases and evolve the skill bank with the designer LLM (not built yet)."""
     _not_built("evolve", "the evolution issue")
-
-
-@app.command("eval", rich_help_panel="Pipeline")
-def evaluate() -> None:
-    """Build memories for evaluation traces, answer and score every question (not built yet)."""
-    _not_built("eval", "the memory-construction issue")
 
 
 @app.command(rich_help_panel="Pipeline")

@@ -1,0 +1,57 @@
+"""Memory construction for a whole trace: span by span, select skills, execute, apply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from memskill_cli.data.spans import Span
+from memskill_cli.executor import Executor, SpanRecord
+from memskill_cli.memory import MemoryBank
+from memskill_cli.selectors import SkillSelector
+from memskill_cli.skills import SkillBank
+
+
+@dataclass
+class TraceMemory:
+    trace_id: str
+    bank: MemoryBank
+    records: list[SpanRecord]
+
+    @property
+    def executor_calls(self) -> int:
+        return len(self.records)
+
+    @property
+    def parse_failures(self) -> int:
+        return sum(r.parse_error is not None for r in self.records)
+
+    @property
+    def rejected(self) -> int:
+        return sum(len(r.rejected) for r in self.records)
+
+
+def build_trace_memory(
+    trace_id: str,
+    spans: list[tuple[Span, np.ndarray]],
+    skill_bank: SkillBank,
+    selector: SkillSelector,
+    executor: Executor,
+    encode: Callable[[list[str]], np.ndarray],
+    dim: int,
+    on_span: Callable[[], None] | None = None,
+) -> TraceMemory:
+    """Spans stay sequential within a trace: each one sees the memory the previous ones built."""
+    bank = MemoryBank(dim, encode)
+    records = []
+    for step, (span, vector) in enumerate(spans):
+        shown = bank.search(vector, executor.memory_top_k)
+        memory_vectors = (np.stack([bank.vectors[item.id] for item, _ in shown]) if shown
+                          else np.zeros((0, dim), np.float32))
+        skills = selector.select(span, vector, memory_vectors, skill_bank)
+        records.append(executor.process(span, vector, bank, skills, step))
+        if on_span:
+            on_span()
+    return TraceMemory(trace_id, bank, records)

@@ -1,0 +1,124 @@
+"""A trace's memory bank: items with stable ids, an edit history, and a FAISS index kept in step."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, Field
+
+from memskill_cli.fileio import read_json, read_jsonl, read_npy, write_json, write_jsonl, write_npy
+
+EncodeFn = Callable[[list[str]], np.ndarray]
+
+
+class MemoryEvent(BaseModel):
+    step: int
+    action: str
+    old: str | None = None
+    new: str | None = None
+    span_id: str | None = None
+
+
+class MemoryItem(BaseModel):
+    id: str
+    content: str
+    source_span_ids: list[str] = Field(default_factory=list)
+    created_step: int
+    updated_step: int
+    history: list[MemoryEvent] = Field(default_factory=list)
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+class MemoryBank:
+    """Ids are `m<n>` and never reused; FAISS holds the same n, so positions never leak out."""
+
+    def __init__(self, dim: int, encode: EncodeFn | None = None) -> None:
+        self.dim = dim
+        self.encode = encode
+        self.items: dict[str, MemoryItem] = {}
+        self.vectors: dict[str, np.ndarray] = {}
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.next_id = 1
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self.encode is None:
+            raise RuntimeError("this memory bank was loaded without an encoder; it is read-only")
+        return np.asarray(self.encode(texts), dtype=np.float32).reshape(len(texts), self.dim)
+
+    @staticmethod
+    def _faiss_id(item_id: str) -> int:
+        return int(item_id[1:])
+
+    def find_duplicate(self, content: str) -> str | None:
+        key = _normalise(content)
+        return next((i for i, item in self.items.items() if _normalise(item.content) == key), None)
+
+    def insert(self, contents: list[str], span_id: str | None, step: int,
+               vectors: np.ndarray | None = None) -> list[str]:
+        vectors = self._embed(contents) if vectors is None else vectors
+        ids = []
+        for content, vector in zip(contents, vectors, strict=True):
+            item_id = f"m{self.next_id}"
+            self.next_id += 1
+            self.items[item_id] = MemoryItem(
+                id=item_id, content=content, source_span_ids=[span_id] if span_id else [], created_step=step,
+                updated_step=step, history=[MemoryEvent(step=step, action="INSERT", new=content, span_id=span_id)])
+            self.vectors[item_id] = vector
+            self.index.add_with_ids(vector.reshape(1, -1), np.array([self._faiss_id(item_id)], dtype=np.int64))
+            ids.append(item_id)
+        return ids
+
+    def update(self, item_id: str, content: str, span_id: str | None, step: int) -> None:
+        item = self.items[item_id]
+        vector = self._embed([content])[0]
+        item.history.append(MemoryEvent(step=step, action="UPDATE", old=item.content, new=content, span_id=span_id))
+        item.content, item.updated_step = content, step
+        if span_id and span_id not in item.source_span_ids:
+            item.source_span_ids.append(span_id)
+        faiss_id = np.array([self._faiss_id(item_id)], dtype=np.int64)
+        self.index.remove_ids(faiss_id)
+        self.index.add_with_ids(vector.reshape(1, -1), faiss_id)
+        self.vectors[item_id] = vector
+
+    def delete(self, item_id: str) -> MemoryItem:
+        item = self.items.pop(item_id)
+        del self.vectors[item_id]
+        self.index.remove_ids(np.array([self._faiss_id(item_id)], dtype=np.int64))
+        return item
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[MemoryItem, float]]:
+        if not self.items or k <= 0:
+            return []
+        scores, ids = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), min(k, len(self.items)))
+        return [(self.items[f"m{i}"], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    def save(self, directory: Path) -> None:
+        """JSONL + .npy + meta JSON: no pickle."""
+        order = list(self.items)
+        write_jsonl(directory / "items.jsonl", (self.items[i].model_dump() for i in order))
+        matrix = np.stack([self.vectors[i] for i in order]) if order else np.zeros((0, self.dim), np.float32)
+        write_npy(directory / "vectors.npy", matrix.astype(np.float32))
+        write_json(directory / "meta.json", {"dim": self.dim, "next_id": self.next_id, "size": len(order)})
+
+    @classmethod
+    def load(cls, directory: Path, encode: EncodeFn | None = None) -> MemoryBank:
+        meta = read_json(directory / "meta.json")
+        bank = cls(meta["dim"], encode)
+        items = [MemoryItem.model_validate(row) for row in read_jsonl(directory / "items.jsonl")]
+        matrix = read_npy(directory / "vectors.npy")
+        for item, vector in zip(items, matrix, strict=True):
+            bank.items[item.id] = item
+            bank.vectors[item.id] = vector
+            bank.index.add_with_ids(vector.reshape(1, -1), np.array([cls._faiss_id(item.id)], dtype=np.int64))
+        bank.next_id = meta["next_id"]
+        return bank

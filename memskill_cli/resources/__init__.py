@@ -1,0 +1,1 @@
+"""Data files shipped with memskill (the seed skill bank)."""

@@ -1,0 +1,245 @@
+"""Stage `eval`: build memories for the evaluation traces, answer every question, score, write it all.
+
+Every method runs in the same harness with the same answerer, so comparisons are side by side:
+`memskill` (skill bank + selector), `no-memory`, `full-context`, `raw-rag`, `static-primitives` and
+`random-skills`. Built memories are cached under a key of everything that shapes them.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memskill_cli.answering import answer_request, clean_answer
+from memskill_cli.config import Settings
+from memskill_cli.construction import TraceMemory, build_trace_memory
+from memskill_cli.data.schema import Query, Trace, load_prepared
+from memskill_cli.embeddings import Encoder
+from memskill_cli.errors import ConfigError
+from memskill_cli.executor import Executor, SpanRecord
+from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, stable_hash, write_json, write_jsonl
+from memskill_cli.llm import LLMClient, UsageLedger
+from memskill_cli.memory import MemoryBank
+from memskill_cli.metrics import best_over_golds, judge
+from memskill_cli.progress import NoProgress, ProgressSink
+from memskill_cli.selectors import AllSkills, RandomK, SimilarityTopK, SkillSelector
+from memskill_cli.skills import SkillBank
+from stages.build_cache import SpanCache
+
+METHODS = ("memskill", "no-memory", "full-context", "raw-rag", "static-primitives", "random-skills")
+MEMORY_METHODS = ("memskill", "static-primitives", "random-skills")
+
+
+@dataclass
+class EvalContext:
+    """What every method shares: data, cache, models and settings."""
+
+    settings: Settings
+    dataset: str
+    traces: list[Trace]
+    queries: list[Query]
+    cache: SpanCache
+    cache_key: str
+    encoder: Encoder
+    clients: dict[str, LLMClient]
+    ledger: UsageLedger
+    memory_root: Path
+    skill_bank: SkillBank
+    progress: ProgressSink = field(default_factory=NoProgress)
+
+
+def select_queries(queries: list[Query], settings: Settings) -> list[Query]:
+    chosen = [q for q in queries if q.split == settings.eval.split
+              and q.category not in settings.eval.exclude_categories
+              and (settings.eval.include_abstention or not q.abstention)]
+    return chosen[: settings.eval.max_queries] if settings.eval.max_queries else chosen
+
+
+def make_selector(method: str, ctx: EvalContext) -> tuple[SkillBank, SkillSelector]:
+    top_k = ctx.settings.eval.top_k
+    if method == "static-primitives":
+        return SkillBank.seed(), AllSkills()
+    if method == "random-skills":
+        return ctx.skill_bank, RandomK(top_k, ctx.settings.seed)
+    kind = ctx.settings.memory.selector
+    if kind == "all":
+        return ctx.skill_bank, AllSkills()
+    if kind == "random":
+        return ctx.skill_bank, RandomK(top_k, ctx.settings.seed)
+    return ctx.skill_bank, SimilarityTopK(ctx.encoder.encode, top_k)
+
+
+def memory_key(ctx: EvalContext, bank: SkillBank, selector: SkillSelector) -> str:
+    """Everything that shapes a built memory, so a cached one is never stale."""
+    return stable_hash({
+        "skill_bank": bank.hash, "selector": selector.identity, "spans": ctx.cache_key,
+        "executor": ctx.clients["executor"].identity, "exec_memory_top_k": ctx.settings.memory.exec_memory_top_k,
+        "executor_prompt": 1,
+    })
+
+
+def build_memories(ctx: EvalContext, method: str, traces: list[Trace]) -> dict[str, TraceMemory]:
+    bank, selector = make_selector(method, ctx)
+    root = ctx.memory_root / memory_key(ctx, bank, selector)
+    executor = Executor(ctx.clients["executor"], ctx.settings.memory.exec_memory_top_k)
+    dim = ctx.cache.span_vectors.shape[1]
+    todo = [t for t in traces if not (root / t.trace_id / "meta.json").exists()]
+    advance = ctx.progress.task(f"{method}: building memory", sum(len(ctx.cache.for_trace(t.trace_id)) for t in todo))
+
+    def build(trace: Trace) -> None:
+        memory = build_trace_memory(trace.trace_id, ctx.cache.for_trace(trace.trace_id), bank, selector,
+                                    executor, ctx.encoder.encode, dim, on_span=advance)
+        with atomic_dir(root / trace.trace_id) as tmp:
+            memory.bank.save(tmp)
+            write_jsonl(tmp / "records.jsonl", (r.to_dict() for r in memory.records))
+
+    with ThreadPoolExecutor(max_workers=ctx.settings.memory.workers) as pool:
+        list(pool.map(build, todo))
+    memories = {}
+    for trace in traces:
+        directory = root / trace.trace_id
+        records = [SpanRecord(**row) for row in read_jsonl(directory / "records.jsonl")]
+        memories[trace.trace_id] = TraceMemory(trace.trace_id, MemoryBank.load(directory), records)
+    return memories
+
+
+def full_context(ctx: EvalContext, trace_id: str) -> list[str]:
+    """The most recent spans that fit the budget, in order: as much history as the answerer holds."""
+    budget, chosen = ctx.settings.eval.full_context_tokens, []
+    for span, _ in reversed(ctx.cache.for_trace(trace_id)):
+        if span.n_tokens > budget:
+            break
+        budget -= span.n_tokens
+        chosen.append(span.text)
+    return chosen[::-1]
+
+
+def raw_rag(ctx: EvalContext, query: Query) -> list[tuple[str, str]]:
+    spans = ctx.cache.for_trace(query.trace_id)
+    if not spans:
+        return []
+    scores = np.stack([v for _, v in spans]) @ ctx.cache.query_vectors[query.query_id]
+    order = np.argsort(-scores, kind="stable")[: ctx.settings.eval.mem_top_k_eval]
+    return [(spans[i][0].span_id, spans[i][0].text) for i in order]
+
+
+def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
+    if method not in METHODS:
+        raise ConfigError(f"unknown eval method {method!r}; choose from {', '.join(METHODS)}")
+    start = time.perf_counter()
+    queries = select_queries(ctx.queries, ctx.settings)
+    trace_ids = {q.trace_id for q in queries}
+    traces = [t for t in ctx.traces if t.trace_id in trace_ids]
+    memories = build_memories(ctx, method, traces) if method in MEMORY_METHODS else {}
+    contexts: list[list[tuple[str, str]]] = []
+    for query in queries:
+        if method in MEMORY_METHODS:
+            found = memories[query.trace_id].bank.search(ctx.cache.query_vectors[query.query_id],
+                                                         ctx.settings.eval.mem_top_k_eval)
+            contexts.append([(item.id, item.content) for item, _ in found])
+        elif method == "raw-rag":
+            contexts.append(raw_rag(ctx, query))
+        elif method == "full-context":
+            contexts.append([("history", text) for text in full_context(ctx, query.trace_id)])
+        else:
+            contexts.append([])
+    label = "Conversation" if method == "full-context" else "Context" if method == "raw-rag" else "Memories"
+    advance = ctx.progress.task(f"{method}: answering", len(queries))
+    requests = [answer_request(q, [text for _, text in c], ctx.dataset, label) for q, c in zip(queries, contexts,
+                                                                                                strict=True)]
+    responses = []
+    for request in requests:  # one at a time so the progress bar moves; the answerer may still batch
+        responses.extend(ctx.clients["answerer"].map([request]))
+        advance()
+    predictions = [clean_answer(r.text) for r in responses]
+    judgements = (judge(ctx.clients["judge"], [(q.question, q.answers, p) for q, p in zip(queries, predictions,
+                                                                                          strict=True)])
+                  if ctx.settings.eval.judge else [None] * len(queries))
+    rows = []
+    for query, context, prediction, judgement in zip(queries, contexts, predictions, judgements, strict=True):
+        f1, em = best_over_golds(prediction, query.answers, query.category)
+        rows.append({
+            "query_id": query.query_id, "trace_id": query.trace_id, "category": query.category,
+            "question": query.question, "gold": query.answers, "prediction": prediction,
+            "retrieved_ids": [i for i, _ in context], "retrieved": [t for _, t in context],
+            "f1": f1, "em": em,
+            "judge": judgement.score if judgement else None,
+            "judge_explanation": judgement.explanation if judgement else None,
+        })
+    metrics = summarise(rows)
+    metrics["method"] = method
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    metrics["cost"] = memory_cost(memories)
+    target = out_dir / method
+    with atomic_dir(target) as tmp:
+        write_jsonl(tmp / "predictions.jsonl", rows)
+        write_json(tmp / "metrics.json", metrics)
+        if memories:
+            write_json(tmp / "memories.json", {
+                tid: {"items": [i.model_dump() for i in m.bank.items.values()],
+                      "records": [r.to_dict() for r in m.records]} for tid, m in memories.items()})
+    return metrics
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_category: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        by_category[row["category"]].append(row)
+
+    def block(group: list[dict[str, Any]]) -> dict[str, Any]:
+        judged = [r["judge"] for r in group if r["judge"] is not None]
+        return {"n": len(group), "f1": _mean([r["f1"] for r in group]), "em": _mean([r["em"] for r in group]),
+                "judge": _mean(judged), "judged": len(judged)}
+
+    return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
+
+
+def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
+    per_trace = {
+        tid: {"executor_calls": m.executor_calls,
+              "prompt_tokens": sum(r.prompt_tokens for r in m.records),
+              "completion_tokens": sum(r.completion_tokens for r in m.records),
+              "parse_failures": m.parse_failures, "rejected_operations": m.rejected, "memories": len(m.bank)}
+        for tid, m in memories.items()
+    }
+    totals = collections.Counter()
+    for cost in per_trace.values():
+        totals.update(cost)
+    return {"total": dict(totals), "per_trace": per_trace}
+
+
+def evaluate(ctx: EvalContext, methods: list[str], out_dir: Path) -> dict[str, Any]:
+    """Run each method, then write the side-by-side summary with LLM usage per role."""
+    results = {}
+    for method in methods:
+        results[method] = run_method(ctx, method, out_dir)
+    summary = {
+        "dataset": ctx.dataset, "split": ctx.settings.eval.split, "skill_bank": ctx.skill_bank.hash,
+        "methods": {m: {"overall": r["overall"], "per_category": r["per_category"], "cost": r["cost"]["total"]}
+                    for m, r in results.items()},
+        "llm_usage": ctx.ledger.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", summary)
+    return summary
+
+
+def load_context(settings: Settings, prepared_dir: Path, cache_dir: Path, clients: dict[str, LLMClient],
+                 ledger: UsageLedger, encoder: Encoder, memory_root: Path,
+                 progress: ProgressSink | None = None) -> EvalContext:
+    traces, queries = load_prepared(prepared_dir)
+    bank = SkillBank.load(Path(settings.memory.skill_bank)) if settings.memory.skill_bank else SkillBank.seed()
+    return EvalContext(settings=settings, dataset=prepared_dir.name, traces=traces, queries=queries,
+                       cache=SpanCache.load(cache_dir), cache_key=read_json(cache_dir / "meta.json")["key"],
+                       encoder=encoder, clients=clients, ledger=ledger, memory_root=memory_root, skill_bank=bank,
+                       progress=progress or NoProgress())

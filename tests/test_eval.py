@@ -1,0 +1,105 @@
+"""`memskill eval`: the harness with a scripted LLM, and end to end with the embedded model."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.llm import RoleClient, UsageLedger
+from memskill_cli.skills import Skill, SkillBank
+from stages.build_cache import build_cache
+from stages.evaluate import EvalContext, evaluate, load_context, make_selector, memory_key
+from stages.prepare import prepare
+from tests.conftest import REPO
+from tests.scripted import ScriptedClient
+
+
+def executor_script(request):
+    """Insert every line of the span as a memory (what a perfect copier would do)."""
+    span = request.messages[1]["content"].split("New span:\n", 1)[1].split("\n\nAnswer with JSON", 1)[0]
+    lines = [line for line in span.splitlines() if not line.startswith("[")]
+    return json.dumps({"operations": [{"action": "INSERT", "content": line} for line in lines]})
+
+
+def answer_script(request):
+    """Answer with the memory line that shares most words with the question."""
+    text = request.messages[1]["content"]
+    question = set(re.findall(r"\w+", text.split("Question:")[1].lower()))
+    lines = [line[2:] for line in text.split("\n") if line.startswith("- ")]
+    if not lines:
+        return "not mentioned"
+    return max(lines, key=lambda line: len(question & set(re.findall(r"\w+", line.lower()))))
+
+
+@pytest.fixture
+def context(tmp_path, encoder):
+    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
+    ledger = UsageLedger()
+    clients = {
+        "executor": RoleClient("executor", ScriptedClient(executor_script, "exec"), ledger=ledger),
+        "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
+        "judge": RoleClient("judge", ScriptedClient(lambda r: '{"explanation": "ok", "score": 0.5}'), ledger=ledger),
+    }
+    settings = Settings(eval={"methods": ["memskill", "no-memory"], "split": "validation"})
+    return load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "memories")
+
+
+def test_harness_writes_predictions_metrics_and_reuses_memories(context: EvalContext, tmp_path):
+    methods = ["memskill", "no-memory", "raw-rag", "full-context", "static-primitives", "random-skills"]
+    summary = evaluate(context, methods, tmp_path / "out")
+    executor_calls = context.ledger.role("executor").calls
+    assert executor_calls > 0
+    rows = [json.loads(line) for line in (tmp_path / "out/memskill/predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and all(r["retrieved_ids"][0].startswith("m") for r in rows)
+    fields = {"query_id", "gold", "prediction", "retrieved", "f1", "judge", "judge_explanation", "category"}
+    assert fields <= set(rows[0])
+    result = summary["methods"]
+    assert result["memskill"]["overall"]["f1"] > result["no-memory"]["overall"]["f1"]
+    assert result["raw-rag"]["overall"]["f1"] > 0 and result["full-context"]["overall"]["f1"] > 0
+    assert result["memskill"]["overall"]["judge"] == 0.5
+    assert result["memskill"]["cost"]["executor_calls"] == result["static-primitives"]["cost"]["executor_calls"]
+    assert set(result["memskill"]["per_category"]) <= {"single-hop", "multi-hop", "temporal", "open-domain"}
+    assert json.loads((tmp_path / "out/metrics.json").read_text())["llm_usage"]["executor"]["calls"] == executor_calls
+    # Second run: memories come from the cache, no executor call at all.
+    evaluate(context, ["memskill"], tmp_path / "out2")
+    assert context.ledger.role("executor").calls == executor_calls
+
+
+def test_memory_cache_key_changes_with_the_skill_bank(context: EvalContext):
+    bank, selector = make_selector("memskill", context)
+    key = memory_key(context, bank, selector)
+    grown = SkillBank(version=2, skills=[*bank.skills, Skill(name="dates", description="d", instructions="i",
+                                                             actions=["INSERT"])])
+    context.skill_bank = grown
+    bank2, selector2 = make_selector("memskill", context)
+    assert memory_key(context, bank2, selector2) != key
+    assert memory_key(context, *make_selector("random-skills", context)) != memory_key(context, bank2, selector2)
+
+
+@pytest.mark.llm
+def test_eval_end_to_end_with_the_embedded_model(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
+    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
+    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
+    for args in (["prepare", "sample"], ["build-cache"],
+                 ["eval", "-m", "memskill", "-m", "no-memory", "-m", "raw-rag", "--max-queries", "6"]):
+        result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    out = tmp_path / "artifacts/eval/sample"
+    summary = json.loads((out / "metrics.json").read_text())
+    for method in ("memskill", "no-memory", "raw-rag"):
+        rows = (out / method / "predictions.jsonl").read_text().splitlines()
+        assert len(rows) == 6
+        assert summary["methods"][method]["overall"]["judged"] == 6
+    memskill = summary["methods"]["memskill"]
+    assert memskill["cost"]["executor_calls"] >= 2 and memskill["cost"]["memories"] > 0
+    assert memskill["overall"]["f1"] > summary["methods"]["no-memory"]["overall"]["f1"]
+    assert summary["llm_usage"]["executor"]["prompt_tokens"] > 0

@@ -1,0 +1,139 @@
+"""Skill bank, memory bank and executor, with a scripted LLM behind the real interface."""
+
+import json
+
+import numpy as np
+import pytest
+
+from memskill_cli.data.spans import Span
+from memskill_cli.errors import DataError
+from memskill_cli.executor import Executor, operations_schema, parse_operations
+from memskill_cli.memory import MemoryBank
+from memskill_cli.skills import Skill, SkillBank
+from tests.scripted import ScriptedClient
+
+SPAN = Span(span_id="t/00001", trace_id="t", index=1, session_ids=["S1"], turn_ids=["S1:1"],
+            date_time="1 May 2024", text="[1 May 2024]\nAnn: I moved to Oslo and sold my car.", n_tokens=20)
+
+
+def fake_encode(texts):
+    """Deterministic bag-of-letters vectors: similar texts land close, no model needed."""
+    out = np.zeros((len(texts), 32), np.float32)
+    for row, text in enumerate(texts):
+        for ch in text.lower():
+            out[row, ord(ch) % 32] += 1
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def make_bank(*contents):
+    bank = MemoryBank(32, fake_encode)
+    bank.insert(list(contents), "t/00000", 0)
+    return bank
+
+
+def run(output, skills, bank):
+    executor = Executor(ScriptedClient(lambda r: output), memory_top_k=10)
+    record = executor.process(SPAN, fake_encode([SPAN.text])[0], bank, skills, step=1)
+    return record, executor
+
+
+SEED = SkillBank.seed()
+ALL = SEED.skills
+INSERT_ONLY = [SEED.get("insert")]
+
+
+def test_good_output_applies_in_a_fixed_order():
+    bank = make_bank("Ann lives in Bergen.", "Ann drives a red car.")
+    shown = [item.id for item, _ in bank.search(fake_encode([SPAN.text])[0], 10)]
+    car = shown.index("m2") + 1
+    city = shown.index("m1") + 1
+    output = json.dumps({"operations": [
+        {"action": "INSERT", "content": "Ann moved to Oslo on 1 May 2024."},
+        {"action": "DELETE", "ref": car},
+        {"action": "UPDATE", "ref": city, "content": "Ann lives in Oslo (since 1 May 2024)."},
+    ]})
+    record, _ = run(output, ALL, bank)
+    assert [a["action"] for a in record.applied] == ["UPDATE", "DELETE", "INSERT"]  # edits by id, then inserts
+    assert record.rejected == [] and record.parse_error is None
+    assert {i.id: i.content for i in bank.items.values()} == {
+        "m1": "Ann lives in Oslo (since 1 May 2024).", "m3": "Ann moved to Oslo on 1 May 2024."}
+    assert [e.action for e in bank.items["m1"].history] == ["INSERT", "UPDATE"]
+    assert bank.items["m1"].history[1].old == "Ann lives in Bergen."
+
+
+def test_hostile_output_is_rejected_and_counted_never_applied():
+    bank = make_bank("Ann lives in Bergen.")
+    output = ('Sure! Here are the operations:\n```json\n{"operations": ['
+              '{"action": "UPDATE", "ref": 7, "content": "invented"},'
+              '{"action": "DELETE", "ref": 1},'
+              '{"action": "EXPLODE"}, "not an object",'
+              '{"action": "INSERT", "content": "  "},'
+              '{"action": "INSERT", "content": "Ann lives in Bergen."},'
+              '{"action": "INSERT", "content": "Ann sold her car."}]}\n```\nHope this helps!')
+    record, _ = run(output, INSERT_ONLY, bank)
+    reasons = [r["reason"] for r in record.rejected]
+    assert reasons == ["disallowed_action", "disallowed_action", "malformed", "malformed", "malformed", "duplicate"]
+    assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen.", "Ann sold her car."]
+
+
+def test_unknown_reference_with_update_allowed():
+    bank = make_bank("Ann lives in Bergen.")
+    record, _ = run('{"operations": [{"action": "UPDATE", "ref": 2, "content": "x"}, '
+                    '{"action": "UPDATE", "ref": 0, "content": "y"}, {"action": "DELETE", "ref": "1"}]}', ALL, bank)
+    assert [r["reason"] for r in record.rejected] == ["unknown_ref", "unknown_ref", "unknown_ref"]
+    assert bank.items["m1"].content == "Ann lives in Bergen."
+
+
+def test_malformed_output_is_a_recorded_parse_error():
+    bank = make_bank("Ann lives in Bergen.")
+    record, _ = run("I cannot help with that.", ALL, bank)
+    assert record.parse_error and "no JSON" in record.parse_error
+    assert len(bank) == 1
+    assert parse_operations('[{"action": "NOOP"}]') == [{"action": "NOOP"}]
+
+
+def test_prompt_shows_local_numbers_and_schema_limits_actions():
+    bank = make_bank("Ann lives in Bergen.")
+    _, executor = run('{"operations": []}', INSERT_ONLY, bank)
+    request = executor.client.requests[0]
+    assert "[1] Ann lives in Bergen." in request.messages[1]["content"]
+    assert "m1" not in request.messages[1]["content"]  # real ids never reach the LLM
+    assert request.json_schema == operations_schema(["INSERT", "NOOP"])
+
+
+def test_memory_bank_ids_and_index_stay_consistent(tmp_path):
+    bank = make_bank("alpha fact", "beta fact", "gamma fact")
+    bank.delete("m2")
+    bank.update("m3", "gamma fact revised", "t/2", 2)
+    [new_id] = bank.insert(["delta fact"], "t/3", 3)
+    assert new_id == "m4"  # ids are never reused
+    assert bank.index.ntotal == len(bank) == 3
+    top, score = bank.search(fake_encode(["gamma fact revised"])[0], 1)[0]
+    assert top.id == "m3" and score == pytest.approx(1.0, abs=1e-5)
+    assert {i.id for i, _ in bank.search(fake_encode(["beta fact"])[0], 10)} == {"m1", "m3", "m4"}
+    bank.save(tmp_path / "bank")
+    loaded = MemoryBank.load(tmp_path / "bank", fake_encode)
+    assert loaded.items == bank.items and loaded.next_id == 5
+    assert [i.id for i, _ in loaded.search(fake_encode(["delta"])[0], 3)] == \
+        [i.id for i, _ in bank.search(fake_encode(["delta"])[0], 3)]
+    assert loaded.insert(["epsilon"], None, 4) == ["m5"]
+
+
+def test_skill_bank_roundtrip_validate_and_diff(tmp_path):
+    seed = SkillBank.seed()
+    assert seed.names == ["insert", "update", "delete", "skip"]
+    seed.save(tmp_path / "bank.yaml")
+    loaded = SkillBank.load(tmp_path / "bank.yaml")
+    assert loaded.hash == seed.hash
+    grown = SkillBank(version=2, skills=[*seed.skills, Skill(
+        name="capture-dates", description="Record when events happen.", instructions="Insert dated events.",
+        actions=["INSERT"])])
+    assert grown.hash != seed.hash
+    assert "+- name: capture-dates" in seed.diff(grown)
+    bad = "skills:\n- {name: Bad Name, description: d, instructions: i, actions: [INSERT]}\n"
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(DataError, match="not a slug"):
+        SkillBank.load(tmp_path / "bad.yaml")
+    (tmp_path / "dup.yaml").write_text(seed.to_yaml().replace("name: update", "name: insert"))
+    with pytest.raises(DataError, match="duplicate skill names"):
+        SkillBank.load(tmp_path / "dup.yaml")
