@@ -1,11 +1,11 @@
-# The README's two commands: `make demo` (set up, run the main job) and `make test` (set up, run the tests).
+# The README's two commands: `make demo` (set up, run the pipeline) and `make test` (set up, run the tests).
 .PHONY: setup demo test lint bench
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/memskill models check
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/dvc repro
 
 test: setup
 	.venv/bin/ruff check .

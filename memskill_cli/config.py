@@ -93,6 +93,8 @@ class MemorySettings(Section):
     top_k: int = Field(3, ge=1, description="Skills selected per span while building memories.")
     exec_memory_top_k: int = Field(10, ge=0, description="Related memories shown to the executor.")
     workers: int = Field(1, ge=1, description="Traces built in parallel (spans stay sequential).")
+    controller: str | None = Field(None, description="Trained controller checkpoint; else `selector` is used.")
+    cache_dir: str = Field(".cache/memories", description="Built memories, keyed by all that shapes them.")
 
 
 class EvalSettings(Section):
@@ -105,6 +107,32 @@ class EvalSettings(Section):
     exclude_categories: list[str] = Field(default_factory=lambda: ["adversarial"])
     include_abstention: bool = False
     max_queries: int | None = Field(None, ge=1, description="Cap on questions (cheap smoke runs).")
+
+
+class PPOSettings(Section):
+    clip_coef: float = 0.2
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    learning_rate: float = 1e-4
+    max_grad_norm: float = 0.5
+    minibatch_size: int = 32
+    update_epochs: int = 4
+    target_kl: float | None = 0.02
+
+
+class TrainSettings(Section):
+    updates: int = Field(10, ge=1, description="PPO updates in all (a resumed run continues to this number).")
+    episodes_per_update: int = Field(4, ge=1, description="Training traces per batch.")
+    queries_per_trace: int | None = Field(8, ge=1, description="Training queries answered per episode reward.")
+    workers: int = Field(1, ge=1, description="Episodes run in parallel.")
+    new_skill_floor: float = Field(0.3, ge=0, lt=1, description="Probability floor of new/refined skills.")
+    floor_decay_updates: int = Field(5, ge=0, description="Updates over which that floor decays to nothing.")
+    fusion: Literal["mean", "similarity"] = "mean"
+    hidden: int = 256
+    proj: int = 128
+    ppo: PPOSettings = Field(default_factory=PPOSettings)
 
 
 class PathSettings(Section):
@@ -126,6 +154,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,7 @@ from memskill_cli.data.schema import Query, Trace, load_prepared
 from memskill_cli.embeddings import Encoder
 from memskill_cli.errors import ConfigError
 from memskill_cli.executor import Executor, SpanRecord
-from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, stable_hash, write_json, write_jsonl
+from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, sha256_file, stable_hash, write_json, write_jsonl
 from memskill_cli.llm import LLMClient, UsageLedger
 from memskill_cli.memory import MemoryBank
 from memskill_cli.metrics import best_over_golds, judge
@@ -68,6 +68,13 @@ def make_selector(method: str, ctx: EvalContext) -> tuple[SkillBank, SkillSelect
         return SkillBank.seed(), AllSkills()
     if method == "random-skills":
         return ctx.skill_bank, RandomK(top_k, ctx.settings.seed)
+    if ctx.settings.memory.controller:
+        from memskill_cli.training import ControllerSelector, load_controller
+
+        directory = Path(ctx.settings.memory.controller)
+        controller, _ = load_controller(directory)
+        identity = sha256_file(directory / "controller.safetensors")[:16]
+        return ctx.skill_bank, ControllerSelector(controller, ctx.encoder.encode, top_k, identity)
     kind = ctx.settings.memory.selector
     if kind == "all":
         return ctx.skill_bank, AllSkills()
@@ -177,7 +184,7 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
     metrics["method"] = method
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics["cost"] = memory_cost(memories)
-    target = out_dir / method
+    target = out_dir / "runs" / method
     with atomic_dir(target) as tmp:
         write_jsonl(tmp / "predictions.jsonl", rows)
         write_json(tmp / "metrics.json", metrics)

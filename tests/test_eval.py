@@ -54,7 +54,7 @@ def test_harness_writes_predictions_metrics_and_reuses_memories(context: EvalCon
     summary = evaluate(context, methods, tmp_path / "out")
     executor_calls = context.ledger.role("executor").calls
     assert executor_calls > 0
-    rows = [json.loads(line) for line in (tmp_path / "out/memskill/predictions.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "out/runs/memskill/predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and all(r["retrieved_ids"][0].startswith("m") for r in rows)
     fields = {"query_id", "gold", "prediction", "retrieved", "f1", "judge", "judge_explanation", "category"}
     assert fields <= set(rows[0])
@@ -87,6 +87,7 @@ def test_eval_end_to_end_with_the_embedded_model(tmp_path):
     params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
     params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
     params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
+    params["memory"]["cache_dir"] = str(tmp_path / "memories")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
     for args in (["prepare", "sample"], ["build-cache"],
@@ -96,7 +97,7 @@ def test_eval_end_to_end_with_the_embedded_model(tmp_path):
     out = tmp_path / "artifacts/eval/sample"
     summary = json.loads((out / "metrics.json").read_text())
     for method in ("memskill", "no-memory", "raw-rag"):
-        rows = (out / method / "predictions.jsonl").read_text().splitlines()
+        rows = (out / "runs" / method / "predictions.jsonl").read_text().splitlines()
         assert len(rows) == 6
         assert summary["methods"][method]["overall"]["judged"] == 6
     memskill = summary["methods"]["memskill"]

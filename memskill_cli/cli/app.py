@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from memskill_cli import __version__, secrets
-from memskill_cli.cli import data, evaluate, models
+from memskill_cli.cli import data, evaluate, models, train
 from memskill_cli.cli.state import AppState
 from memskill_cli.errors import MemskillError, NotBuiltError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models", rich_help_panel="Setup")
 app.command(rich_help_panel="Pipeline")(data.prepare)
 app.command("build-cache", rich_help_panel="Pipeline")(data.build_cache)
+app.command(rich_help_panel="Pipeline")(train.train)
 app.command("eval", rich_help_panel="Pipeline")(evaluate.evaluate)
 
 
@@ -41,12 +42,6 @@ def root(
 
 def _not_built(name: str, issue: str) -> None:
     raise NotBuiltError(f"`memskill {name}` is not built yet ({issue}); nothing was run.")
-
-
-@app.command(rich_help_panel="Pipeline")
-def train() -> None:
-    """Train the skill-selection controller with PPO (not built yet)."""
-    _not_built("train", "the training issue")
 
 
 @app.command(rich_help_panel="Pipeline")

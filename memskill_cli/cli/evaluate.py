@@ -19,6 +19,7 @@ def evaluate(
                                             "raw-rag | static-primitives | random-skills (repeatable)."),
     split: str | None = typer.Option(None, help="Split to evaluate (default: params eval.split)."),
     skill_bank: Path | None = typer.Option(None, help="Skill bank YAML (default: the seed bank)."),
+    controller: Path | None = typer.Option(None, help="Trained controller checkpoint directory."),
     top_k: int | None = typer.Option(None, help="Skills selected per span."),
     workers: int | None = typer.Option(None, help="Traces built in parallel."),
     judge: bool | None = typer.Option(None, "--judge/--no-judge", help="Score with the LLM judge too."),
@@ -39,6 +40,7 @@ def evaluate(
     settings = app_state.settings({
         "eval.methods": method or None, "eval.split": split,
         "memory.skill_bank": str(skill_bank) if skill_bank else None,
+        "memory.controller": str(controller) if controller else None,
         "eval.top_k": top_k, "memory.workers": workers, "eval.judge": judge, "eval.max_queries": max_queries,
     })
     name = dataset or settings.dataset
@@ -52,7 +54,7 @@ def evaluate(
         clients = build_role_clients(settings.llm, ledger, roles=("executor", "answerer", "judge"))
     with progress_sink(console, app_state.quiet) as progress:
         context = load_context(settings, Path(settings.paths.data_dir) / "prepared" / name, cache_dir, clients,
-                               ledger, encoder, artifacts / "memories" / name, progress)
+                               ledger, encoder, Path(settings.memory.cache_dir) / name, progress)
         summary = run(context, settings.eval.methods, out_dir)
     table = Table(title=f"{name} / {settings.eval.split}")
     for column in ("method", "n", "F1", "EM", "judge", "executor calls", "tokens"):

@@ -1,0 +1,51 @@
+"""Training checkpoints: safetensors for tensors, JSON for everything else; written atomically, no pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from memskill_cli.fileio import atomic_dir, read_json, write_json
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors, layout = {}, {"param_groups": state["param_groups"], "state": {}}
+    for index, slots in state["state"].items():
+        layout["state"][str(index)] = {}
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.contiguous()
+                layout["state"][str(index)][name] = "tensor"
+            else:
+                layout["state"][str(index)][name] = value
+    return tensors, layout
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    meta: dict[str, Any]) -> None:
+    """Replace `directory` as a whole: a crash mid-write leaves the previous checkpoint intact."""
+    with atomic_dir(directory) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "controller.safetensors"))
+        tensors, layout = _optimizer_tensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        write_json(tmp / "optimizer.json", layout)
+        write_json(tmp / "state.json", meta)
+
+
+def load_checkpoint(directory: Path, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    model.load_state_dict(load_file(str(directory / "controller.safetensors")))
+    if optimizer is not None:
+        tensors = load_file(str(directory / "optimizer.safetensors"))
+        layout = read_json(directory / "optimizer.json")
+        state = {
+            int(index): {name: tensors[f"{index}.{name}"] if value == "tensor" else value
+                         for name, value in slots.items()}
+            for index, slots in layout["state"].items()
+        }
+        optimizer.load_state_dict({"state": state, "param_groups": layout["param_groups"]})
+    return read_json(directory / "state.json")

@@ -1,0 +1,73 @@
+"""The real training environment: an episode builds one training trace's memory with the controller's
+skill choices, then answers a fixed sample of that trace's training questions; the mean F1 is the reward."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from memskill_cli.answering import answer_request, clean_answer
+from memskill_cli.construction import build_trace_memory
+from memskill_cli.controller import Fusion, make_state
+from memskill_cli.data.schema import Query
+from memskill_cli.embeddings import Encoder
+from memskill_cli.executor import Executor
+from memskill_cli.llm import LLMClient
+from memskill_cli.metrics import best_over_golds
+from memskill_cli.skills import Skill, SkillBank
+from memskill_cli.training import Act, EpisodeResult
+from stages.build_cache import SpanCache
+
+
+class _ActSelector:
+    """Routes each span's selection through the trainer's `act`, which records the transition."""
+
+    identity = "training-policy"
+
+    def __init__(self, act: Act, fusion: Fusion) -> None:
+        self.act, self.fusion = act, fusion
+
+    def select(self, span: Any, span_vector: np.ndarray, memory_vectors: np.ndarray,
+               bank: SkillBank) -> list[Skill]:
+        return [bank.skills[i] for i in self.act(make_state(span_vector, memory_vectors, self.fusion))]
+
+
+class MemoryEnvironment:
+    def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
+                 encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
+                 fusion: Fusion = "mean") -> None:
+        self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
+        self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
+        self.queries: dict[str, list[Query]] = {}
+        for query in queries:
+            self.queries.setdefault(query.trace_id, []).append(query)
+        for trace_id, items in self.queries.items():  # a fixed sample per trace keeps rewards comparable
+            if queries_per_trace and len(items) > queries_per_trace:
+                self.queries[trace_id] = random.Random(f"{seed}:{trace_id}").sample(items, queries_per_trace)
+
+    def episode_ids(self) -> list[str]:
+        return sorted(self.queries)
+
+    def episode(self, episode_id: str, act: Act, bank: SkillBank) -> EpisodeResult:
+        dim = self.cache.span_vectors.shape[1]
+        memory = build_trace_memory(episode_id, self.cache.for_trace(episode_id), bank,
+                                    _ActSelector(act, self.fusion), self.executor, self.encoder.encode, dim)
+        queries = self.queries[episode_id]
+        found = [memory.bank.search(self.cache.query_vectors[q.query_id], self.mem_top_k) for q in queries]
+        responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
+                                       for q, hits in zip(queries, found, strict=True)])
+        scores, cases = [], []
+        for query, hits, response in zip(queries, found, responses, strict=True):
+            prediction = clean_answer(response.text)
+            f1, _ = best_over_golds(prediction, query.answers, query.category)
+            scores.append(f1)
+            cases.append({"query_id": query.query_id, "question": query.question, "gold": query.answers,
+                          "category": query.category, "evidence": query.evidence, "prediction": prediction,
+                          "f1": f1, "retrieved": [item.content for item, _ in hits]})
+        return EpisodeResult(float(np.mean(scores)) if scores else 0.0, {
+            "reward": float(np.mean(scores)) if scores else 0.0, "executor_calls": memory.executor_calls,
+            "parse_failures": memory.parse_failures, "rejected_operations": memory.rejected,
+            "memories": len(memory.bank), "cases": cases,
+        })

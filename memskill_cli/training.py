@@ -1,0 +1,189 @@
+"""Training the controller: episodes (one trace's memory built with the controller's choices), PPO updates,
+and a checkpoint after every update, so a killed run loses at most the batch in flight.
+
+Randomness is derived from (seed, update, episode), never from a shared stream, so parallel episodes and
+a resumed run draw exactly what an uninterrupted run draws.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from memskill_cli.checkpoint import load_checkpoint, save_checkpoint
+from memskill_cli.controller import (
+    ControllerConfig,
+    SkillController,
+    decayed_floor,
+    exploration_shift,
+    make_state,
+)
+from memskill_cli.ppo import PPOConfig, Transition, ppo_update
+from memskill_cli.skills import SkillBank
+
+Act = Callable[[np.ndarray], list[int]]
+
+
+@dataclass
+class EpisodeResult:
+    reward: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Environment(Protocol):
+    """Runs one episode, asking `act(state)` for the skill indices of every step."""
+
+    def episode(self, episode_id: str, act: Act, bank: SkillBank) -> EpisodeResult: ...
+
+    def episode_ids(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    updates: int = 10
+    episodes_per_update: int = 4
+    top_k: int = 3
+    workers: int = 1
+    seed: int = 0
+    new_skill_floor: float = 0.3
+    floor_decay_updates: int = 5
+
+
+def _seed_for(*parts: object) -> int:
+    return random.Random(":".join(map(str, parts))).getrandbits(63)
+
+
+class Trainer:
+    def __init__(self, env: Environment, bank: SkillBank, encode_skills: Callable[[list[str]], np.ndarray],
+                 config: TrainConfig, ppo: PPOConfig, controller_config: ControllerConfig) -> None:
+        self.env, self.config, self.ppo = env, config, ppo
+        self.encode_skills = encode_skills
+        torch.manual_seed(config.seed)
+        self.controller = SkillController(controller_config)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=ppo.learning_rate, eps=1e-5)
+        self.update = 0
+        self.history: list[dict[str, Any]] = []
+        self.fresh: set[str] = set()
+        self.changed_at = 0
+        self._lock = threading.Lock()
+        self.set_bank(bank)
+
+    def set_bank(self, bank: SkillBank, fresh: set[str] | None = None) -> None:
+        """Use a (possibly grown or edited) bank; `fresh` skills get the exploration floor for a while."""
+        self.bank = bank
+        self.skill_vectors = torch.tensor(self.encode_skills([s.description for s in bank.skills]))
+        if fresh:
+            self.fresh, self.changed_at = set(fresh), self.update
+
+    def _shift(self, logits: torch.Tensor) -> torch.Tensor:
+        mask = torch.tensor([s.name in self.fresh for s in self.bank.skills])
+        floor = decayed_floor(self.config.new_skill_floor, self.update - self.changed_at,
+                              self.config.floor_decay_updates)
+        return exploration_shift(logits, mask, floor)
+
+    def probabilities(self, state: np.ndarray) -> np.ndarray:
+        """First-pick probabilities of every skill (with the current exploration shift)."""
+        with torch.no_grad():
+            logits = self.controller.logits(torch.tensor(state)[None], self.skill_vectors)
+            return torch.softmax(logits + self._shift(logits), -1)[0].numpy()
+
+    def _run_episode(self, index: int, episode_id: str) -> tuple[list[Transition], EpisodeResult]:
+        generator = torch.Generator().manual_seed(_seed_for(self.config.seed, self.update, index))
+        transitions: list[Transition] = []
+
+        def act(state: np.ndarray) -> list[int]:
+            with self._lock, torch.no_grad():
+                states = torch.tensor(state)[None]
+                shift = self._shift(self.controller.logits(states, self.skill_vectors))
+                actions, log_prob, _, value = self.controller.get_action_and_value(
+                    states, self.skill_vectors, self.config.top_k, shift=shift, generator=generator)
+            chosen = actions[0].tolist()
+            transitions.append(Transition(state, chosen, float(log_prob[0]), float(value[0]), shift[0].numpy()))
+            return chosen
+
+        result = self.env.episode(episode_id, act, self.bank)
+        if transitions:
+            transitions[-1].reward, transitions[-1].done = result.reward, True
+        return transitions, result
+
+    def step(self) -> dict[str, Any]:
+        """One batch of episodes and one PPO update; returns the update's diagnostics."""
+        ids = self.env.episode_ids()
+        rng = random.Random(_seed_for(self.config.seed, "batch", self.update))
+        batch = [ids[rng.randrange(len(ids))] for _ in range(self.config.episodes_per_update)]
+        with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+            outcomes = list(pool.map(self._run_episode, range(len(batch)), batch))
+        transitions = [t for episode, _ in outcomes for t in episode]
+        rewards = [result.reward for _, result in outcomes]
+        generator = torch.Generator().manual_seed(_seed_for(self.config.seed, "ppo", self.update))
+        stats: dict[str, Any] = {}
+        if transitions:
+            stats = ppo_update(self.controller, self.optimizer, transitions, self.skill_vectors, self.config.top_k,
+                               self.ppo, generator)
+        usage = Counter(self.bank.skills[a].name for t in transitions for a in t.actions)
+        self.update += 1
+        record = {
+            "update": self.update, "reward_mean": float(np.mean(rewards)), "reward_min": float(np.min(rewards)),
+            "reward_max": float(np.max(rewards)), "transitions": len(transitions), **stats,
+            "skill_usage": dict(sorted(usage.items())),
+            "episodes": [{"id": i, **r.info} for i, (_, r) in zip(batch, outcomes, strict=True)],
+        }
+        self.history.append(record)
+        return record
+
+    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
+        save_checkpoint(directory, self.controller, self.optimizer, {
+            "update": self.update, "config": asdict(self.config), "ppo": asdict(self.ppo),
+            "controller": asdict(self.controller.config), "skill_bank": self.bank.model_dump(),
+            "skill_bank_hash": self.bank.hash, "fresh": sorted(self.fresh), "changed_at": self.changed_at,
+            "history": self.history, **(extra or {}),
+        })
+
+    def resume(self, directory: Path) -> dict[str, Any]:
+        meta = load_checkpoint(directory, self.controller, self.optimizer)
+        self.update, self.history = meta["update"], meta["history"]
+        self.set_bank(SkillBank.model_validate(meta["skill_bank"]))
+        self.fresh, self.changed_at = set(meta["fresh"]), meta["changed_at"]
+        return meta
+
+
+class ControllerSelector:
+    """The trained controller as a skill selector: greedy top-K over the bank it is given."""
+
+    def __init__(self, controller: SkillController, encode: Callable[[list[str]], np.ndarray], top_k: int,
+                 identity: str) -> None:
+        self.controller, self.encode, self.top_k = controller, encode, top_k
+        self.identity = f"controller-{identity}-top{top_k}"
+        self._skills: dict[str, torch.Tensor] = {}
+
+    def select(self, span: Any, span_vector: np.ndarray, memory_vectors: np.ndarray, bank: SkillBank) -> list:
+        if bank.hash not in self._skills:
+            self._skills[bank.hash] = torch.tensor(self.encode([s.description for s in bank.skills]))
+        state = torch.tensor(make_state(span_vector, memory_vectors, self.controller.config.fusion))[None]
+        with torch.no_grad():
+            actions, *_ = self.controller.get_action_and_value(state, self._skills[bank.hash], self.top_k,
+                                                               greedy=True)
+        return [bank.skills[i] for i in actions[0].tolist()]
+
+
+def load_controller(directory: Path) -> tuple[SkillController, dict[str, Any]]:
+    meta_config = load_checkpoint_meta(directory)
+    controller = SkillController(ControllerConfig(**meta_config["controller"]))
+    meta = load_checkpoint(directory, controller)
+    controller.eval()
+    return controller, meta
+
+
+def load_checkpoint_meta(directory: Path) -> dict[str, Any]:
+    from memskill_cli.fileio import read_json
+
+    return read_json(directory / "state.json")

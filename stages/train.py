@@ -1,0 +1,70 @@
+"""Stage `train`: PPO for the skill-selection controller on the training split, checkpointed every update."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memskill_cli.config import Settings
+from memskill_cli.controller import ControllerConfig
+from memskill_cli.data.schema import load_prepared
+from memskill_cli.embeddings import Encoder
+from memskill_cli.environment import MemoryEnvironment
+from memskill_cli.errors import DataError
+from memskill_cli.executor import Executor
+from memskill_cli.fileio import write_json, write_jsonl
+from memskill_cli.llm import LLMClient, UsageLedger
+from memskill_cli.ppo import PPOConfig
+from memskill_cli.progress import NoProgress, ProgressSink
+from memskill_cli.skills import SkillBank
+from memskill_cli.training import TrainConfig, Trainer
+from stages.build_cache import SpanCache
+
+
+def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, clients: dict[str, LLMClient],
+                 encoder: Encoder) -> Trainer:
+    _, queries = load_prepared(prepared_dir)
+    train_queries = [q for q in queries if q.split == "train" and q.category not in settings.eval.exclude_categories
+                     and not q.abstention]
+    if not train_queries:
+        raise DataError("no training questions in the prepared data", file=str(prepared_dir / "queries.jsonl"))
+    cache = SpanCache.load(cache_dir)
+    t = settings.train
+    env = MemoryEnvironment(train_queries, cache, Executor(clients["executor"], settings.memory.exec_memory_top_k),
+                            clients["answerer"], encoder, prepared_dir.name, settings.eval.mem_top_k_eval,
+                            t.queries_per_trace, settings.seed, t.fusion)
+    bank = SkillBank.load(Path(settings.memory.skill_bank)) if settings.memory.skill_bank else SkillBank.seed()
+    return Trainer(env, bank, encoder.encode,
+                   TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
+                               top_k=settings.memory.top_k, workers=t.workers, seed=settings.seed,
+                               new_skill_floor=t.new_skill_floor, floor_decay_updates=t.floor_decay_updates),
+                   PPOConfig(**t.ppo.model_dump()),
+                   ControllerConfig(embed_dim=int(cache.span_vectors.shape[1]), hidden=t.hidden, proj=t.proj,
+                                    fusion=t.fusion))
+
+
+def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedger, resume: bool,
+          progress: ProgressSink | None = None) -> dict[str, Any]:
+    """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one."""
+    checkpoint = out_dir / "checkpoint"
+    if resume and (checkpoint / "state.json").exists():
+        trainer.resume(checkpoint)
+    advance = (progress or NoProgress()).task("training updates", settings.train.updates - trainer.update)
+    while trainer.update < settings.train.updates:
+        record = trainer.step()
+        record["llm_usage"] = ledger.to_dict()
+        trainer.save(checkpoint)
+        advance()
+    write_jsonl(out_dir / "history.jsonl", trainer.history)
+    trainer.bank.save(out_dir / "skill_bank.yaml")
+    rewards = [h["reward_mean"] for h in trainer.history]
+    summary = {
+        "updates": trainer.update, "reward_first": rewards[0] if rewards else None,
+        "reward_last": rewards[-1] if rewards else None,
+        "reward_best": float(np.max(rewards)) if rewards else None, "skill_bank": trainer.bank.hash,
+        "llm_usage": ledger.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", summary)
+    return summary

@@ -1,0 +1,72 @@
+"""`memskill train` on the real environment: scripted LLM for the mechanics, embedded LLM for real."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.llm import RoleClient, UsageLedger
+from stages.build_cache import build_cache
+from stages.evaluate import evaluate, load_context
+from stages.prepare import prepare
+from stages.train import make_trainer, train
+from tests.conftest import REPO
+from tests.scripted import ScriptedClient
+from tests.test_eval import answer_script, executor_script
+
+
+def test_train_then_eval_with_the_controller(tmp_path, encoder):
+    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
+    ledger = UsageLedger()
+    clients = {"executor": RoleClient("executor", ScriptedClient(executor_script, "exec"), ledger=ledger),
+               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
+               "judge": RoleClient("judge", ScriptedClient(lambda r: '{"explanation": "", "score": 1}'), ledger=ledger)}
+    settings = Settings(train={"updates": 2, "episodes_per_update": 2, "queries_per_trace": 3},
+                        memory={"top_k": 2})
+    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
+    summary = train(settings, trainer, tmp_path / "train", ledger, resume=False)
+    assert summary["updates"] == 2 and 0 < summary["reward_last"] <= 1
+    history = [json.loads(line) for line in (tmp_path / "train/history.jsonl").read_text().splitlines()]
+    episode = history[0]["episodes"][0]
+    assert episode["executor_calls"] > 0 and len(episode["cases"]) == 3
+    assert all(len(case["retrieved"]) > 0 for case in episode["cases"])
+    assert sum(history[0]["skill_usage"].values()) == 2 * history[0]["transitions"]
+    state = json.loads((tmp_path / "train/checkpoint/state.json").read_text())
+    assert state["update"] == 2 and state["history"][1]["llm_usage"]["executor"]["calls"] > 0
+    # A resumed run with a larger budget continues from update 2 instead of starting over.
+    more = Settings(train={"updates": 3, "episodes_per_update": 2, "queries_per_trace": 3}, memory={"top_k": 2})
+    assert train(more, make_trainer(more, prepared.path, info.path, clients, encoder), tmp_path / "train", ledger,
+                 resume=True)["updates"] == 3
+    # Evaluation with the trained controller as the selector.
+    eval_settings = Settings(eval={"split": "validation", "judge": False, "top_k": 2},
+                             memory={"controller": str(tmp_path / "train/checkpoint")})
+    context = load_context(eval_settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    result = evaluate(context, ["memskill"], tmp_path / "eval")
+    assert result["methods"]["memskill"]["overall"]["f1"] > 0
+    memories = json.loads((tmp_path / "eval/runs/memskill/memories.json").read_text())
+    assert all(len(r["skills"]) == 2 for m in memories.values() for r in m["records"])
+    assert any("controller-" in p.name or p.is_dir() for p in (tmp_path / "mem").iterdir())
+
+
+@pytest.mark.llm
+def test_short_real_train_writes_a_checkpoint(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
+    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
+    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
+    params["train"].update({"updates": 1, "episodes_per_update": 1, "queries_per_trace": 3})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
+    for args in (["prepare", "sample"], ["build-cache"], ["train"]):
+        result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    checkpoint = tmp_path / "artifacts/train/sample/checkpoint"
+    assert (checkpoint / "controller.safetensors").stat().st_size > 1000
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["update"] == 1 and state["skill_bank_hash"]
+    assert state["history"][0]["episodes"][0]["executor_calls"] >= 1
+    assert state["history"][0]["llm_usage"]["answerer"]["calls"] == 3
