@@ -135,6 +135,18 @@ class TrainSettings(Section):
     ppo: PPOSettings = Field(default_factory=PPOSettings)
 
 
+class EvolveSettings(Section):
+    max_changes: int = Field(3, ge=1, description="Most skill edits per evolution cycle.")
+    cycles: int = Field(1, ge=1, description="Most evolution cycles per `memskill evolve`.")
+    patience: int = Field(2, ge=1, description="Stop after this many cycles without improvement.")
+    fail_threshold: float = Field(0.5, description="A query fails below this F1.")
+    buffer_capacity: int = Field(200, ge=1)
+    expiry_steps: int = Field(50, ge=1, description="Cases older than this many training updates expire.")
+    clusters: int = Field(4, ge=1, description="KMeans clusters of hard-case questions.")
+    per_cluster: int = Field(2, ge=1, description="Representatives per cluster.")
+    budget: int = Field(6, ge=1, description="Most cases shown to the designer.")
+
+
 class PathSettings(Section):
     data_dir: str = "data"
     artifacts_dir: str = "artifacts"
@@ -155,6 +167,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    evolve: EvolveSettings = Field(default_factory=EvolveSettings)
 
     @classmethod
     def settings_customise_sources(

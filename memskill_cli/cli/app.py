@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from memskill_cli import __version__, secrets
-from memskill_cli.cli import data, evaluate, models, train
+from memskill_cli.cli import data, evaluate, evolve, models, train
 from memskill_cli.cli.state import AppState
 from memskill_cli.errors import MemskillError, NotBuiltError
 
@@ -23,7 +23,9 @@ app.add_typer(models.app, name="models", rich_help_panel="Setup")
 app.command(rich_help_panel="Pipeline")(data.prepare)
 app.command("build-cache", rich_help_panel="Pipeline")(data.build_cache)
 app.command(rich_help_panel="Pipeline")(train.train)
+app.command(rich_help_panel="Pipeline")(evolve.evolve)
 app.command("eval", rich_help_panel="Pipeline")(evaluate.evaluate)
+app.add_typer(evolve.skills_app, name="skills", rich_help_panel="Inspect")
 
 
 @app.callback()
@@ -42,12 +44,6 @@ def root(
 
 def _not_built(name: str, issue: str) -> None:
     raise NotBuiltError(f"`memskill {name}` is not built yet ({issue}); nothing was run.")
-
-
-@app.command(rich_help_panel="Pipeline")
-def evolve(max_changes: int = typer.Option(3, help="Most skill edits per evolution cycle.")) -> None:
-    """Mine hard cases and evolve the skill bank with the designer LLM (not built yet)."""
-    _not_built("evolve", "the evolution issue")
 
 
 @app.command(rich_help_panel="Pipeline")

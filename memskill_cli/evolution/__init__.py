@@ -1,0 +1,1 @@
+"""Skill-bank evolution: hard cases -> designer edits -> validated bank versions, kept only if they help."""

@@ -1,0 +1,184 @@
+"""The designer: a two-stage LLM (analysis, then edits) and the validation every edit must pass.
+
+Stage 1 names failure patterns with the cases that show them; stage 2 proposes at most `max_changes`
+edits, each refining an existing skill or adding a new one, with a reason. Nothing is applied unless it
+passes `validate_edits`; rejected edits are reported and shown to the next cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from memskill_cli.errors import SchemaError
+from memskill_cli.evolution.hardcases import HardCase
+from memskill_cli.llm import ChatRequest, LLMClient, parse_json
+from memskill_cli.skills import Provenance, Skill, SkillBank
+
+MIN_TEXT, MAX_DESCRIPTION, MAX_INSTRUCTIONS = 10, 300, 1500
+
+ANALYSIS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "patterns": {"type": "array", "maxItems": 5, "items": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": ["missing_storage", "wrong_content", "retrieval_miss", "other"]},
+                "description": {"type": "string", "maxLength": 300},
+                "cases": {"type": "array", "items": {"type": "integer"}},
+            },
+            "required": ["type", "description", "cases"],
+        }},
+        "recommendations": {"type": "array", "maxItems": 5, "items": {"type": "string"}},
+    },
+    "required": ["patterns", "recommendations"],
+}
+
+
+def edits_schema(max_changes: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"edits": {"type": "array", "maxItems": max_changes, "items": {
+            "type": "object",
+            "properties": {
+                "op": {"type": "string", "enum": ["refine", "add"]},
+                "skill": {"type": "string"},
+                "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+                "instructions": {"type": "string", "maxLength": MAX_INSTRUCTIONS},
+                "actions": {"type": "array", "items": {"type": "string", "enum": ["INSERT", "UPDATE"]}},
+                "reason": {"type": "string", "maxLength": 300},
+            },
+            "required": ["op", "skill", "description", "instructions", "reason"],
+        }}},
+        "required": ["edits"],
+    }
+
+
+NEW_SKILL_ACTIONS = {"INSERT", "UPDATE"}
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}|\{\{|\}\}|\$\{|<[A-Z_]{2,}>|\[\[")
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,47}$")
+
+
+def render_case(n: int, case: HardCase, evidence_text: dict[str, str]) -> str:
+    evidence = "\n".join(f"    {e}: {evidence_text[e]}" for e in case.evidence if e in evidence_text) or "    (none)"
+    memory = "\n".join(f"    - {m}" for m in case.retrieved[:5]) or "    (nothing retrieved)"
+    return (f"Case {n} [{case.category}, failed {case.failures}x, score {case.score:.2f}]\n"
+            f"  Question: {case.question}\n  Gold: {' | '.join(case.gold)}\n  Predicted: {case.prediction}\n"
+            f"  Source turns holding the answer:\n{evidence}\n  What memory returned:\n{memory}")
+
+
+def render_bank(bank: SkillBank) -> str:
+    return "\n".join(f"- {s.name} ({', '.join(s.actions)}): {s.description}\n  {s.instructions}" for s in bank.skills)
+
+
+def analyse(client: LLMClient, bank: SkillBank, cases_text: str) -> dict[str, Any]:
+    prompt = (
+        "You improve the memory skills of an assistant. Below are questions it failed, each with the source "
+        "turns that held the answer and what its memory returned. Compare them: was the fact never stored "
+        "(missing_storage), stored wrongly or lossily (wrong_content), or stored but not retrieved "
+        f"(retrieval_miss)?\n\nCurrent skills:\n{render_bank(bank)}\n\nFailed cases:\n{cases_text}\n\n"
+        "Reply as JSON with failure patterns (each with the case numbers that show it) and recommendations."
+    )
+    return parse_json(client.complete(ChatRequest([{"role": "user", "content": prompt}],
+                                                  json_schema=ANALYSIS_SCHEMA)).text, ANALYSIS_SCHEMA)
+
+
+def propose(client: LLMClient, bank: SkillBank, analysis: dict[str, Any], max_changes: int,
+            failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    history = "\n".join(f"- {f.get('op')} {f.get('skill')}: {f.get('why')}" for f in failed[-10:]) or "(none)"
+    prompt = (
+        f"Current skills:\n{render_bank(bank)}\n\nAnalysis of failures:\n{analysis}\n\n"
+        f"Earlier proposals that failed (do not repeat them):\n{history}\n\n"
+        f"Propose at most {max_changes} edits. Each edit either refines an existing skill (op 'refine', skill = "
+        "its name, new description and instructions) or adds a new skill (op 'add', skill = a new lowercase "
+        "name with dashes, description, instructions, actions INSERT and/or UPDATE). Instructions tell the "
+        "memory writer exactly what to store and how. Give a reason for each. Reply as JSON."
+    )
+    # The schema constrains generation; the edits are then checked one by one by `validate_edits`, so a
+    # truncated or half-formed edit is rejected on its own instead of sinking the whole proposal.
+    value = parse_json(client.complete(ChatRequest([{"role": "user", "content": prompt}],
+                                                   json_schema=edits_schema(max_changes))).text)
+    edits = value.get("edits") if isinstance(value, dict) else value
+    if not isinstance(edits, list):
+        raise SchemaError("designer output has no edits list")
+    return edits
+
+
+def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(accepted, rejected-with-reason). Checks: shape, budget, slugs, uniqueness, action types, lengths,
+    no prompt-template placeholders, seed primitives keep their action type."""
+    accepted: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    names = set(bank.names)
+    touched: set[str] = set()
+
+    def reject(edit: Any, why: str) -> None:
+        rejected.append({**(edit if isinstance(edit, dict) else {"edit": edit}), "why": why})
+
+    for edit in edits:
+        well_formed = isinstance(edit, dict) and edit.get("op") in ("refine", "add")
+        if not well_formed or not isinstance(edit.get("skill"), str):
+            reject(edit, "malformed edit")
+            continue
+        name, description, instructions = edit["skill"], edit.get("description"), edit.get("instructions")
+        if not isinstance(edit.get("reason"), str) or not edit["reason"].strip():
+            reject(edit, "an edit needs a reason")
+            continue
+        if len(accepted) >= max_changes:
+            reject(edit, f"over the budget of {max_changes} changes")
+            continue
+        if not all(isinstance(t, str) and len(t.strip()) >= MIN_TEXT for t in (description, instructions)):
+            reject(edit, "description and instructions must be text of at least 10 characters")
+            continue
+        if len(description) > MAX_DESCRIPTION or len(instructions) > MAX_INSTRUCTIONS:
+            reject(edit, f"too long (description <= {MAX_DESCRIPTION}, instructions <= {MAX_INSTRUCTIONS} chars)")
+            continue
+        if _PLACEHOLDER.search(description) or _PLACEHOLDER.search(instructions):
+            reject(edit, "contains a prompt-template placeholder")
+            continue
+        if name in touched:
+            reject(edit, f"skill {name!r} is edited twice in one cycle")
+            continue
+        actions = edit.get("actions")
+        if edit["op"] == "add":
+            if not _SLUG.match(name):
+                reject(edit, f"{name!r} is not a slug name")
+                continue
+            if name in names:
+                reject(edit, f"a skill named {name!r} already exists")
+                continue
+            if not actions or not isinstance(actions, list) or not set(actions) <= NEW_SKILL_ACTIONS:
+                reject(edit, "a new skill may only INSERT or UPDATE")
+                continue
+        else:
+            if name not in names:
+                reject(edit, f"no skill named {name!r} to refine")
+                continue
+            current = bank.get(name)
+            if actions is not None and set(actions) != set(current.actions) and (
+                    current.is_seed or not set(actions) <= NEW_SKILL_ACTIONS):
+                reject(edit, "a seed primitive keeps its action type" if current.is_seed
+                       else "a skill may only INSERT or UPDATE")
+                continue
+        touched.add(name)
+        accepted.append(edit)
+    return accepted, rejected
+
+
+def apply_edits(bank: SkillBank, edits: list[dict[str, Any]], round_: int) -> SkillBank:
+    skills = list(bank.skills)
+    for edit in edits:
+        if edit["op"] == "add":
+            skills.append(Skill(name=edit["skill"], description=edit["description"].strip(),
+                                instructions=edit["instructions"].strip(), actions=sorted(set(edit["actions"])),
+                                provenance=Provenance(origin="added", round=round_, reason=edit.get("reason"))))
+        else:
+            index = next(i for i, s in enumerate(skills) if s.name == edit["skill"])
+            old = skills[index]
+            skills[index] = old.model_copy(update={
+                "description": edit["description"].strip(), "instructions": edit["instructions"].strip(),
+                "version": old.version + 1,
+                "provenance": Provenance(origin="refined", parent_version=old.version, round=round_,
+                                         reason=edit.get("reason"))})
+    return SkillBank(version=bank.version + 1, skills=skills)

@@ -1,0 +1,96 @@
+"""Every skill-bank version as a snapshot with its validation score; rollback to the best; export the best."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from memskill_cli.evolution.hardcases import HardCaseBuffer
+from memskill_cli.fileio import read_json, write_json, write_text
+from memskill_cli.skills import SkillBank
+
+
+class Version(BaseModel):
+    version: int
+    hash: str
+    parent: int | None = None
+    round: int = 0
+    score: float | None = None
+    status: str = "seed"  # seed | best | kept | rolled_back
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+    rejected: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EvolutionState(BaseModel):
+    versions: list[Version] = Field(default_factory=list)
+    current: int = 1
+    best: int = 1
+    round: int = 0
+    stale_cycles: int = 0
+    failed_proposals: list[dict[str, Any]] = Field(default_factory=list)
+    cycles: list[dict[str, Any]] = Field(default_factory=list)
+    buffer: HardCaseBuffer = Field(default_factory=HardCaseBuffer)
+
+    def get(self, version: int) -> Version:
+        return next(v for v in self.versions if v.version == version)
+
+
+class SnapshotStore:
+    """`<run>/state.json`, `<run>/versions/v<N>/bank.yaml` (+ diff.patch, analysis.json), `<run>/best_bank.yaml`."""
+
+    def __init__(self, root: Path, state: EvolutionState) -> None:
+        self.root, self.state = root, state
+
+    @classmethod
+    def open(cls, root: Path, initial: SkillBank, buffer: HardCaseBuffer) -> SnapshotStore:
+        if (root / "state.json").exists():
+            return cls(root, EvolutionState.model_validate(read_json(root / "state.json")))
+        initial = initial.model_copy(update={"version": 1})
+        store = cls(root, EvolutionState(versions=[Version(version=1, hash=initial.hash)], buffer=buffer))
+        initial.save(store.bank_path(1))
+        store.save()
+        return store
+
+    def bank_path(self, version: int) -> Path:
+        return self.root / "versions" / f"v{version}" / "bank.yaml"
+
+    def bank(self, version: int) -> SkillBank:
+        return SkillBank.load(self.bank_path(version))
+
+    def add(self, bank: SkillBank, parent: int, analysis: dict[str, Any], changes: list[dict[str, Any]],
+            rejected: list[dict[str, Any]]) -> Version:
+        version = Version(version=max(v.version for v in self.state.versions) + 1, hash=bank.hash, parent=parent,
+                          round=self.state.round, changes=changes, rejected=rejected, status="kept")
+        bank = bank.model_copy(update={"version": version.version})
+        bank.save(self.bank_path(version.version))
+        write_text(self.bank_path(version.version).with_name("diff.patch"), self.bank(parent).diff(bank))
+        write_json(self.bank_path(version.version).with_name("analysis.json"),
+                   {"analysis": analysis, "changes": changes, "rejected": rejected})
+        self.state.versions.append(version)
+        return version
+
+    def record_score(self, version: int, score: float) -> str:
+        """Score a version; it becomes the best if strictly better, else the bank rolls back to the best."""
+        entry = self.state.get(version)
+        entry.score = score
+        best = self.state.get(self.state.best)
+        if version == self.state.best or best.score is None or score > best.score:
+            if version != self.state.best:
+                best.status = "kept" if best.status == "best" else best.status
+            entry.status, self.state.best, self.state.current = "best", version, version
+            return "best"
+        if score < best.score:
+            entry.status, self.state.current = "rolled_back", self.state.best
+            return "rolled_back"
+        entry.status, self.state.current = "kept", version
+        return "kept"
+
+    def export_best(self) -> Path:
+        target = self.root / "best_bank.yaml"
+        self.bank(self.state.best).save(target)
+        return target
+
+    def save(self) -> None:
+        write_json(self.root / "state.json", self.state.model_dump())

@@ -1,0 +1,193 @@
+"""Hard cases, case selection, edit validation, snapshots and rollback; and a real designer run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.evolution.designer import apply_edits, validate_edits
+from memskill_cli.evolution.hardcases import HardCase, HardCaseBuffer, select_cases
+from memskill_cli.llm import RoleClient, UsageLedger
+from memskill_cli.skills import SkillBank
+from stages.build_cache import build_cache
+from stages.evaluate import load_context
+from stages.evolve import buffer_from_history, evolve
+from stages.prepare import prepare
+from tests.conftest import REPO
+from tests.scripted import ScriptedClient
+from tests.test_eval import answer_script, executor_script
+
+
+def case(query_id, score, question="q", **kw):
+    return {"query_id": query_id, "trace_id": "t", "question": question, "gold": ["g"], "category": "single-hop",
+            "evidence": [], "prediction": "p", "retrieved": [], "score": score, **kw}
+
+
+def test_buffer_refreshes_expires_and_caps():
+    buffer = HardCaseBuffer(threshold=0.5, capacity=3, expiry_steps=10)
+    assert not buffer.add(case("ok", 0.9), step=1)  # a success never enters
+    assert buffer.add(case("a", 0.2), step=1)
+    buffer.add(case("a", 0.1), step=4)
+    assert buffer.cases["a"].failures == 2 and buffer.cases["a"].step == 4 and buffer.cases["a"].score == 0.1
+    for name, step in (("b", 5), ("c", 6), ("d", 7)):
+        buffer.add(case(name, 0.0), step=step)
+    assert set(buffer.cases) == {"b", "c", "d"}  # capacity keeps the newest
+    buffer.expire(16)
+    assert set(buffer.cases) == {"c", "d"}  # b (step 5) is older than 10 steps
+
+
+def test_selection_takes_the_hardest_of_each_cluster():
+    topics = {"pets": ["What is the cat called?", "Which dog breed is Coco?", "What is the kitten's name?"],
+              "travel": ["Which city did she fly to?", "Where is the marina?", "Which country did he visit?"]}
+    cases, score = [], 0.0
+    for topic, questions in topics.items():
+        for i, question in enumerate(questions):
+            cases.append(HardCase(**case(f"{topic}{i}", score=0.1 * i, question=question), step=1,
+                                  failures=1 + (i == 2)))
+    cases.append(HardCase(**case("dup", 0.0, question="What is the cat called?"), step=1))
+
+    def encode(texts):
+        return np.array([[1.0, 0.0] if any(w in t for w in ("cat", "dog", "kitten")) else [0.0, 1.0]
+                         for t in texts])
+
+    # difficulty = (1 - score) x failures: the third question of each topic failed twice and is the hardest
+    chosen = select_cases(cases, encode, clusters=2, per_cluster=1, budget=10)
+    assert sorted(c.question for c in chosen) == ["What is the kitten's name?", "Which country did he visit?"]
+    everything = select_cases(cases, encode, clusters=2, per_cluster=5, budget=20)
+    assert len(everything) == 6  # the duplicate question was dropped
+    assert len(select_cases(cases, encode, clusters=2, per_cluster=3, budget=4)) == 4
+
+
+def edit(op, skill, **kw):
+    return {"op": op, "skill": skill, "description": "Record dated life events precisely.",
+            "instructions": "Insert each dated event with its absolute date and the person's name.",
+            "actions": ["INSERT"], "reason": "temporal questions fail", **kw}
+
+
+def test_invalid_edits_are_rejected_with_reasons():
+    bank = SkillBank.seed()
+    edits = [
+        edit("add", "dated-events"),
+        edit("add", "insert"),  # duplicate name
+        edit("add", "purge-old", actions=["DELETE"]),  # new skills may only INSERT/UPDATE
+        edit("add", "templated", instructions="Store {fact} about {person} now please."),
+        edit("add", "huge", instructions="x" * 2000),
+        edit("refine", "delete", actions=["INSERT"]),  # a seed keeps its action type
+        edit("refine", "nope"),
+        edit("add", "Bad Name"),
+        {"op": "add", "skill": "no-reason", "description": "long enough text", "instructions": "long enough text"},
+        edit("refine", "update", actions=["UPDATE"]),
+        edit("add", "one-too-many"),
+    ]
+    accepted, rejected = validate_edits(bank, edits, max_changes=2)
+    assert [e["skill"] for e in accepted] == ["dated-events", "update"]
+    why = {e["skill"]: e["why"] for e in rejected}
+    assert "already exists" in why["insert"]
+    assert "only INSERT or UPDATE" in why["purge-old"]
+    assert "placeholder" in why["templated"]
+    assert "too long" in why["huge"]
+    assert "keeps its action type" in why["delete"]
+    assert "no skill named" in why["nope"]
+    assert "not a slug" in why["Bad Name"]
+    assert "reason" in why["no-reason"]
+    assert "budget" in why["one-too-many"]
+    grown = apply_edits(bank, accepted, round_=1)
+    assert grown.names == ["insert", "update", "delete", "skip", "dated-events"]
+    assert grown.get("update").version == 2 and grown.get("update").provenance.origin == "refined"
+    assert grown.get("dated-events").provenance.round == 1
+
+
+def forgetful_executor(request):
+    """Stores nothing when the harmful skill is among the selected ones: a bank that gets worse."""
+    if "### forget-everything" in request.messages[1]["content"]:
+        return '{"operations": [{"action": "NOOP"}]}'
+    return executor_script(request)
+
+
+def designer_script(request):
+    text = request.messages[0]["content"]
+    if "Failed cases" in text:
+        return json.dumps({"patterns": [{"type": "missing_storage", "description": "facts lost", "cases": [1]}],
+                           "recommendations": ["store less"]})
+    return json.dumps({"edits": [
+        {"op": "add", "skill": "forget-everything", "description": "Keep the memory small and tidy always.",
+         "instructions": "Store nothing at all from this span, ever.", "actions": ["INSERT"],
+         "reason": "less is more"},
+        {"op": "add", "skill": "insert", "description": "duplicate name here", "instructions": "duplicate text",
+         "actions": ["INSERT"], "reason": "oops"},
+    ]})
+
+
+def test_worse_bank_rolls_back_and_the_best_is_exported(tmp_path, encoder):
+    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
+    ledger = UsageLedger()
+    clients = {"executor": RoleClient("executor", ScriptedClient(forgetful_executor, "exec"), ledger=ledger),
+               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger)}
+    designer = RoleClient("designer", ScriptedClient(designer_script, "designer"), ledger=ledger)
+    settings = Settings(eval={"split": "validation", "judge": False}, memory={"selector": "all"})
+    context = load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    buffer = HardCaseBuffer()
+    for i in range(4):
+        buffer.add({**case(f"q{i}", 0.0, question=f"Where does person {i} live?", evidence=["S1:1"]),
+                    "trace_id": "sample-01"}, step=1)
+    summary = evolve(settings, context, designer, tmp_path / "evolve", SkillBank.seed(), buffer, 3, cycles=1)
+    [cycle] = summary["cycles"]
+    assert [e["skill"] for e in cycle["accepted"]] == ["forget-everything"]
+    assert "already exists" in cycle["rejected"][0]["why"]
+    assert cycle["outcome"] == "rolled_back" and cycle["score"] < summary["best_score"]
+    assert summary["best_version"] == 1 and summary["current"] == 1
+    exported = SkillBank.load(tmp_path / "evolve/best_bank.yaml")
+    assert exported.names == SkillBank.seed().names
+    assert "forget-everything" in (tmp_path / "evolve/versions/v2/diff.patch").read_text()
+    state = json.loads((tmp_path / "evolve/state.json").read_text())
+    assert any("rolled back" in f["why"] for f in state["failed_proposals"])
+    assert [v["status"] for v in state["versions"]] == ["best", "rolled_back"]
+    # The designer saw the evidence turns next to what memory returned.
+    prompt = designer.backend.requests[0].messages[0]["content"]
+    assert "Source turns holding the answer" in prompt and "S1:1: Maya:" in prompt
+
+
+def test_history_cases_feed_the_buffer(tmp_path):
+    history = tmp_path / "history.jsonl"
+    rows = [{"update": u, "episodes": [{"id": "t", "cases": [
+        {"query_id": "q1", "question": "Q?", "gold": ["a"], "category": "temporal", "evidence": [], "prediction": "b",
+         "retrieved": [], "f1": 0.0},
+        {"query_id": "q2", "question": "R?", "gold": ["a"], "category": "temporal", "evidence": [], "prediction": "a",
+         "retrieved": [], "f1": 1.0}]}]} for u in (1, 2)]
+    history.write_text("\n".join(json.dumps(r) for r in rows))
+    buffer = buffer_from_history(history, Settings())
+    assert list(buffer.cases) == ["q1"] and buffer.cases["q1"].failures == 2
+
+
+@pytest.mark.llm
+def test_real_evolve_produces_a_valid_bank_version(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
+    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
+    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
+    params["memory"]["cache_dir"] = str(tmp_path / "memories")
+    params["eval"]["max_queries"] = 5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    train_dir = tmp_path / "artifacts/train/sample"
+    train_dir.mkdir(parents=True)
+    cases = [{"query_id": f"sample-01/q00{i}", "question": q, "gold": [g], "category": "single-hop",
+              "evidence": [e], "prediction": "not mentioned", "retrieved": [], "f1": 0.0}
+             for i, (q, g, e) in enumerate([("Where does Maya work?", "Riverside Hospital", "S1:1"),
+                                            ("What is the name of Maya's first cat?", "Pepper", "S1:3")])]
+    (train_dir / "history.jsonl").write_text(json.dumps({"update": 1, "episodes": [{"id": "sample-01",
+                                                                                     "cases": cases}]}))
+    cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
+    for args in (["prepare", "sample"], ["build-cache"], ["evolve", "--max-changes", "3"]):
+        result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "artifacts/evolve/sample/state.json").read_text())
+    [cycle] = state["cycles"]
+    assert len(cycle["accepted"]) + len(cycle["rejected"]) >= 1
+    assert all(e.get("why") for e in cycle["rejected"])
+    best = SkillBank.load(tmp_path / "artifacts/evolve/sample/best_bank.yaml")  # validates
+    assert set(SkillBank.seed().names) <= set(best.names)
