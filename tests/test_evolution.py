@@ -43,7 +43,7 @@ def test_buffer_refreshes_expires_and_caps():
 def test_selection_takes_the_hardest_of_each_cluster():
     topics = {"pets": ["What is the cat called?", "Which dog breed is Coco?", "What is the kitten's name?"],
               "travel": ["Which city did she fly to?", "Where is the marina?", "Which country did he visit?"]}
-    cases, score = [], 0.0
+    cases = []
     for topic, questions in topics.items():
         for i, question in enumerate(questions):
             cases.append(HardCase(**case(f"{topic}{i}", score=0.1 * i, question=question), step=1,
