@@ -129,6 +129,10 @@ class TrainSettings(Section):
     workers: int = Field(1, ge=1, description="Episodes run in parallel.")
     new_skill_floor: float = Field(0.3, ge=0, lt=1, description="Probability floor of new/refined skills.")
     floor_decay_updates: int = Field(5, ge=0, description="Updates over which that floor decays to nothing.")
+    evolve_every: int = Field(0, ge=0, description="Run an evolution cycle every N updates (0: never).")
+    shaping_penalty: float = Field(0.0, ge=0, description=(
+        "Reward shaping, off at 0: subtract this times the share of executor calls whose output was "
+        "unreadable or had rejected operations, so the policy learns to avoid skill sets that confuse it."))
     fusion: Literal["mean", "similarity"] = "mean"
     hidden: int = 256
     proj: int = 128

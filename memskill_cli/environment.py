@@ -37,7 +37,8 @@ class _ActSelector:
 class MemoryEnvironment:
     def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
-                 fusion: Fusion = "mean") -> None:
+                 fusion: Fusion = "mean", shaping_penalty: float = 0.0) -> None:
+        self.shaping_penalty = shaping_penalty
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
         self.queries: dict[str, list[Query]] = {}
@@ -66,8 +67,11 @@ class MemoryEnvironment:
             cases.append({"query_id": query.query_id, "question": query.question, "gold": query.answers,
                           "category": query.category, "evidence": query.evidence, "prediction": prediction,
                           "f1": f1, "retrieved": [item.content for item, _ in hits]})
-        return EpisodeResult(float(np.mean(scores)) if scores else 0.0, {
-            "reward": float(np.mean(scores)) if scores else 0.0, "executor_calls": memory.executor_calls,
+        f1 = float(np.mean(scores)) if scores else 0.0
+        troubled = sum(r.parse_error is not None or bool(r.rejected) for r in memory.records)
+        penalty = self.shaping_penalty * troubled / max(1, memory.executor_calls)
+        return EpisodeResult(f1 - penalty, {
+            "reward": f1 - penalty, "f1": f1, "shaping_penalty": penalty, "executor_calls": memory.executor_calls,
             "parse_failures": memory.parse_failures, "rejected_operations": memory.rejected,
             "memories": len(memory.bank), "cases": cases,
         })

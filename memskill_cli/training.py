@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -120,20 +121,25 @@ class Trainer:
         ids = self.env.episode_ids()
         rng = random.Random(_seed_for(self.config.seed, "batch", self.update))
         batch = [ids[rng.randrange(len(ids))] for _ in range(self.config.episodes_per_update)]
+        start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
             outcomes = list(pool.map(self._run_episode, range(len(batch)), batch))
+        episodes_s = time.perf_counter() - start
         transitions = [t for episode, _ in outcomes for t in episode]
         rewards = [result.reward for _, result in outcomes]
         generator = torch.Generator().manual_seed(_seed_for(self.config.seed, "ppo", self.update))
         stats: dict[str, Any] = {}
+        start = time.perf_counter()
         if transitions:
             stats = ppo_update(self.controller, self.optimizer, transitions, self.skill_vectors, self.config.top_k,
                                self.ppo, generator)
+        ppo_s = time.perf_counter() - start
         usage = Counter(self.bank.skills[a].name for t in transitions for a in t.actions)
         self.update += 1
         record = {
             "update": self.update, "reward_mean": float(np.mean(rewards)), "reward_min": float(np.min(rewards)),
             "reward_max": float(np.max(rewards)), "transitions": len(transitions), **stats,
+            "episodes_seconds": round(episodes_s, 3), "ppo_seconds": round(ppo_s, 4),
             "skill_usage": dict(sorted(usage.items())),
             "episodes": [{"id": i, **r.info} for i, (_, r) in zip(batch, outcomes, strict=True)],
         }

@@ -52,6 +52,8 @@ def cache_key(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSetti
 def build_cache(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSettings, cache_root: Path,
                 encoder: Encoder | None = None) -> CacheInfo:
     start = time.perf_counter()
+    if prepared_dir.name.startswith("hotpotqa") and spans.mode != "fixed-length":
+        spans = spans.model_copy(update={"mode": "fixed-length"})  # documents are cut by length, never by turn
     key = cache_key(prepared_dir, spans, embedding)
     target = cache_root / prepared_dir.name / key
     pointer = cache_root / prepared_dir.name / "current.json"

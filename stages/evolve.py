@@ -11,25 +11,27 @@ from memskill_cli.errors import SchemaError
 from memskill_cli.evolution.designer import analyse, apply_edits, propose, render_case, validate_edits
 from memskill_cli.evolution.hardcases import HardCaseBuffer, select_cases
 from memskill_cli.evolution.snapshots import SnapshotStore
-from memskill_cli.fileio import read_jsonl
+from memskill_cli.fileio import read_json, read_jsonl
 from memskill_cli.llm import LLMClient
 from memskill_cli.skills import SkillBank
 from stages.evaluate import EvalContext, run_method
+from stages.train import hard_case
 
 
-def buffer_from_history(history_file: Path, settings: Settings) -> HardCaseBuffer:
-    """Failed training queries (from the episodes' cases) in a buffer, newest step last."""
+def buffer_from_run(train_dir: Path, settings: Settings) -> HardCaseBuffer:
+    """The training run's hard-case buffer: from its checkpoint, else rebuilt from its history."""
+    state = train_dir / "checkpoint" / "state.json"
+    if state.exists() and "hard_cases" in (meta := read_json(state)):
+        return HardCaseBuffer.model_validate(meta["hard_cases"])
     e = settings.evolve
     buffer = HardCaseBuffer(threshold=e.fail_threshold, capacity=e.buffer_capacity, expiry_steps=e.expiry_steps)
     last = 0
-    if history_file.exists():
-        for record in read_jsonl(history_file):
+    if (train_dir / "history.jsonl").exists():
+        for record in read_jsonl(train_dir / "history.jsonl"):
             last = record["update"]
             for episode in record.get("episodes", []):
                 for case in episode.get("cases", []):
-                    buffer.add({**{k: case[k] for k in ("query_id", "question", "gold", "category", "evidence",
-                                                        "prediction", "retrieved")},
-                                "trace_id": episode["id"], "score": case["f1"]}, step=last)
+                    buffer.add(hard_case(case, episode["id"]), step=last)
     buffer.expire(last)
     return buffer
 

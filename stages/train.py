@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from memskill_cli.data.schema import load_prepared
 from memskill_cli.embeddings import Encoder
 from memskill_cli.environment import MemoryEnvironment
 from memskill_cli.errors import DataError
+from memskill_cli.evolution.hardcases import HardCaseBuffer
 from memskill_cli.executor import Executor
 from memskill_cli.fileio import write_json, write_jsonl
 from memskill_cli.llm import LLMClient, UsageLedger
@@ -21,6 +23,7 @@ from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.skills import SkillBank
 from memskill_cli.training import TrainConfig, Trainer
 from stages.build_cache import SpanCache
+from stages.evaluate import EvalContext
 
 
 def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, clients: dict[str, LLMClient],
@@ -34,7 +37,7 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, client
     t = settings.train
     env = MemoryEnvironment(train_queries, cache, Executor(clients["executor"], settings.memory.exec_memory_top_k),
                             clients["answerer"], encoder, prepared_dir.name, settings.eval.mem_top_k_eval,
-                            t.queries_per_trace, settings.seed, t.fusion)
+                            t.queries_per_trace, settings.seed, t.fusion, t.shaping_penalty)
     bank = SkillBank.load(Path(settings.memory.skill_bank)) if settings.memory.skill_bank else SkillBank.seed()
     return Trainer(env, bank, encoder.encode,
                    TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
@@ -45,17 +48,60 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, client
                                     fusion=t.fusion))
 
 
+def hard_case(case: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    """An episode's scored query in the hard-case buffer's shape."""
+    keys = ("query_id", "question", "gold", "category", "evidence", "prediction", "retrieved")
+    return {**{k: case[k] for k in keys}, "trace_id": trace_id, "score": case["f1"]}
+
+
+EvolveHook = Callable[[SkillBank, HardCaseBuffer], SkillBank]
+
+
+def changed_skills(old: SkillBank, new: SkillBank) -> set[str]:
+    """Names of skills that are new or whose text changed: they get the exploration floor."""
+    before = {s.name: (s.description, s.instructions) for s in old.skills}
+    return {s.name for s in new.skills if before.get(s.name) != (s.description, s.instructions)}
+
+
+def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, run_dir: Path) -> EvolveHook:
+    """One evolution cycle on the training run's hard cases; returns the best bank so far."""
+    from stages.evolve import evolve
+
+    def hook(bank: SkillBank, buffer: HardCaseBuffer) -> SkillBank:
+        summary = evolve(settings, ctx, designer, run_dir, bank, buffer, settings.evolve.max_changes, cycles=1)
+        return SkillBank.load(Path(summary["exported"]))
+
+    return hook
+
+
 def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedger, resume: bool,
-          progress: ProgressSink | None = None) -> dict[str, Any]:
-    """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one."""
+          progress: ProgressSink | None = None, evolve_hook: EvolveHook | None = None) -> dict[str, Any]:
+    """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one.
+
+    With `train.evolve_every` and a hook, PPO phases alternate with evolution cycles: the controller then
+    trains on the evolved bank, new and refined skills getting the exploration floor.
+    """
     checkpoint = out_dir / "checkpoint"
+    e = settings.evolve
+    buffer = HardCaseBuffer(threshold=e.fail_threshold, capacity=e.buffer_capacity, expiry_steps=e.expiry_steps)
     if resume and (checkpoint / "state.json").exists():
-        trainer.resume(checkpoint)
+        meta = trainer.resume(checkpoint)
+        buffer = HardCaseBuffer.model_validate(meta.get("hard_cases", buffer.model_dump()))
     advance = (progress or NoProgress()).task("training updates", settings.train.updates - trainer.update)
     while trainer.update < settings.train.updates:
         record = trainer.step()
         record["llm_usage"] = ledger.to_dict()
-        trainer.save(checkpoint)
+        for episode in record["episodes"]:
+            for case in episode.get("cases", []):
+                buffer.add(hard_case(case, episode["id"]), step=trainer.update)
+        buffer.expire(trainer.update)
+        every = settings.train.evolve_every
+        if evolve_hook and every and trainer.update % every == 0 and trainer.update < settings.train.updates:
+            evolved = evolve_hook(trainer.bank, buffer)
+            if evolved.hash != trainer.bank.hash:
+                trainer.set_bank(evolved, fresh=changed_skills(trainer.bank, evolved))
+                record["skill_bank_after"] = evolved.hash
+        trainer.save(checkpoint, {"hard_cases": buffer.model_dump()})
         advance()
     write_jsonl(out_dir / "history.jsonl", trainer.history)
     trainer.bank.save(out_dir / "skill_bank.yaml")

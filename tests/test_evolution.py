@@ -15,7 +15,7 @@ from memskill_cli.llm import RoleClient, UsageLedger
 from memskill_cli.skills import SkillBank
 from stages.build_cache import build_cache
 from stages.evaluate import load_context
-from stages.evolve import buffer_from_history, evolve
+from stages.evolve import buffer_from_run, evolve
 from stages.prepare import prepare
 from tests.conftest import REPO
 from tests.scripted import ScriptedClient
@@ -153,14 +153,14 @@ def test_worse_bank_rolls_back_and_the_best_is_exported(tmp_path, encoder):
 
 
 def test_history_cases_feed_the_buffer(tmp_path):
-    history = tmp_path / "history.jsonl"
+    history = tmp_path / "history.jsonl"  # a training run without a checkpoint: rebuilt from its history
     rows = [{"update": u, "episodes": [{"id": "t", "cases": [
         {"query_id": "q1", "question": "Q?", "gold": ["a"], "category": "temporal", "evidence": [], "prediction": "b",
          "retrieved": [], "f1": 0.0},
         {"query_id": "q2", "question": "R?", "gold": ["a"], "category": "temporal", "evidence": [], "prediction": "a",
          "retrieved": [], "f1": 1.0}]}]} for u in (1, 2)]
     history.write_text("\n".join(json.dumps(r) for r in rows))
-    buffer = buffer_from_history(history, Settings())
+    buffer = buffer_from_run(tmp_path, Settings())
     assert list(buffer.cases) == ["q1"] and buffer.cases["q1"].failures == 2
 
 

@@ -37,6 +37,8 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
     assert sum(history[0]["skill_usage"].values()) == 2 * history[0]["transitions"]
     state = json.loads((tmp_path / "train/checkpoint/state.json").read_text())
     assert state["update"] == 2 and state["history"][1]["llm_usage"]["executor"]["calls"] > 0
+    assert state["hard_cases"]["cases"]  # the hard-case buffer is persisted in the checkpoint
+    assert state["history"][0]["ppo_seconds"] >= 0 and state["history"][0]["episodes_seconds"] > 0
     # A resumed run with a larger budget continues from update 2 instead of starting over.
     more = Settings(train={"updates": 3, "episodes_per_update": 2, "queries_per_trace": 3}, memory={"top_k": 2})
     assert train(more, make_trainer(more, prepared.path, info.path, clients, encoder), tmp_path / "train", ledger,
@@ -70,3 +72,40 @@ def test_short_real_train_writes_a_checkpoint(tmp_path):
     assert state["update"] == 1 and state["skill_bank_hash"]
     assert state["history"][0]["episodes"][0]["executor_calls"] >= 1
     assert state["history"][0]["llm_usage"]["answerer"]["calls"] == 3
+
+
+def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
+    """An evolution cycle between PPO phases adopts a better bank; its new skill gets the exploration floor."""
+    from stages.evaluate import load_context
+    from stages.train import evolution_hook
+
+    def picky_executor(request):  # stores everything only when the new skill is selected
+        full = json.loads(executor_script(request))
+        if "### store-all" in request.messages[1]["content"]:
+            return json.dumps(full)
+        return json.dumps({"operations": full["operations"][:1]})
+
+    def designer(request):
+        if "Failed cases" in request.messages[0]["content"]:
+            return '{"patterns": [], "recommendations": ["store every fact"]}'
+        return json.dumps({"edits": [{"op": "add", "skill": "store-all", "description": "Store every fact stated.",
+                                      "instructions": "Insert one memory per sentence of the span.",
+                                      "actions": ["INSERT"], "reason": "facts are missing"}]})
+
+    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
+    ledger = UsageLedger()
+    clients = {"executor": RoleClient("executor", ScriptedClient(picky_executor, "exec"), ledger=ledger),
+               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
+               "designer": RoleClient("designer", ScriptedClient(designer, "des"), ledger=ledger)}
+    settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3, "evolve_every": 1},
+                        memory={"top_k": 2}, eval={"split": "validation", "judge": False})
+    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
+    context = load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    hook = evolution_hook(settings, context, clients["designer"], tmp_path / "train/evolution")
+    train(settings, trainer, tmp_path / "train", ledger, resume=False, evolve_hook=hook)
+    assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}
+    state = json.loads((tmp_path / "train/checkpoint/state.json").read_text())
+    assert "store-all" in [s["name"] for s in state["skill_bank"]["skills"]]
+    assert state["history"][0]["skill_bank_after"] == trainer.bank.hash
+    assert state["history"][1]["transitions"] > 0  # the second PPO phase ran on the grown bank

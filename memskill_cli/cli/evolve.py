@@ -30,7 +30,7 @@ def evolve(
     from memskill_cli.llm import UsageLedger, build_role_clients
     from stages.build_cache import current_cache
     from stages.evaluate import load_context
-    from stages.evolve import buffer_from_history
+    from stages.evolve import buffer_from_run
     from stages.evolve import evolve as run
 
     app_state = state(ctx)
@@ -53,7 +53,7 @@ def evolve(
                                current_cache(artifacts / "cache", name), clients, ledger, encoder,
                                Path(settings.memory.cache_dir) / name, progress)
         summary = run(settings, context, clients["designer"], out or artifacts / "evolve" / name,
-                      initial or context.skill_bank, buffer_from_history(train_dir / "history.jsonl", settings),
+                      initial or context.skill_bank, buffer_from_run(train_dir, settings),
                       settings.evolve.max_changes, settings.evolve.cycles)
     for cycle in summary["cycles"]:
         outcome = cycle.get("outcome", cycle.get("stopped"))

@@ -28,7 +28,8 @@ def train(
     from memskill_cli.embeddings import Encoder
     from memskill_cli.llm import UsageLedger, build_role_clients
     from stages.build_cache import current_cache
-    from stages.train import make_trainer
+    from stages.evaluate import load_context
+    from stages.train import evolution_hook, make_trainer
     from stages.train import train as run
 
     app_state = state(ctx)
@@ -38,13 +39,22 @@ def train(
     artifacts = Path(settings.paths.artifacts_dir)
     out_dir = out or artifacts / "train" / name
     ledger = UsageLedger()
+    prepared, cache = Path(settings.paths.data_dir) / "prepared" / name, current_cache(artifacts / "cache", name)
+    alternate = settings.train.evolve_every > 0
     with app_state.console.status("loading models..."):
         encoder = Encoder(settings.embedding.model, settings.embedding.batch_size, settings.embedding.device)
-        clients = build_role_clients(settings.llm, ledger, roles=("executor", "answerer"))
-        trainer = make_trainer(settings, Path(settings.paths.data_dir) / "prepared" / name,
-                               current_cache(artifacts / "cache", name), clients, encoder)
+        roles = ("executor", "answerer", "designer") if alternate else ("executor", "answerer")
+        clients = build_role_clients(settings.llm, ledger, roles=roles)
+        trainer = make_trainer(settings, prepared, cache, clients, encoder)
     with progress_sink(app_state.console, app_state.quiet) as progress:
-        summary = run(settings, trainer, out_dir, ledger, resume, progress)
+        hook = None
+        if alternate:  # evolution cycles between PPO phases, scored on the validation split
+            scoring = settings.model_copy(update={"eval": settings.eval.model_copy(
+                update={"split": "validation", "judge": False})})
+            context = load_context(scoring, prepared, cache, clients, ledger, encoder,
+                                   Path(settings.memory.cache_dir) / name, progress)
+            hook = evolution_hook(scoring, context, clients["designer"], out_dir / "evolution")
+        summary = run(settings, trainer, out_dir, ledger, resume, progress, hook)
     app_state.console.print(f"[green]trained[/green] {summary['updates']} updates; reward first "
                             f"{summary['reward_first']:.3f}, last {summary['reward_last']:.3f}; "
                             f"checkpoint {out_dir / 'checkpoint'}")
