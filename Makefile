@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/dvc repro
+	PATH="$(CURDIR)/.venv/bin:$$PATH" MEMSKILL_PIPELINE_ID=$$(date +%Y%m%d-%H%M%S) .venv/bin/dvc repro
 
 test: setup
 	.venv/bin/ruff check .

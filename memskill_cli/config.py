@@ -151,6 +151,12 @@ class EvolveSettings(Section):
     budget: int = Field(6, ge=1, description="Most cases shown to the designer.")
 
 
+class MLflowSettings(Section):
+    enabled: bool = Field(True, description="Record every stage run in MLflow.")
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="Any MLflow tracking URI; local by default.")
+    artifact_root: str = Field("mlruns", description="Where a new experiment stores its artifacts.")
+
+
 class PathSettings(Section):
     data_dir: str = "data"
     artifacts_dir: str = "artifacts"
@@ -172,6 +178,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     evolve: EvolveSettings = Field(default_factory=EvolveSettings)
+    mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -104,3 +104,12 @@ def test_eval_end_to_end_with_the_embedded_model(tmp_path):
     assert memskill["cost"]["executor_calls"] >= 2 and memskill["cost"]["memories"] > 0
     assert memskill["overall"]["f1"] > summary["methods"]["no-memory"]["overall"]["f1"]
     assert summary["llm_usage"]["executor"]["prompt_tokens"] > 0
+    # The eval stage run is in MLflow with per-method metrics, LLM usage and the predictions as artifacts.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("memskill-sample")
+    [run] = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "eval"]
+    assert run.data.metrics["memskill.f1"] == memskill["overall"]["f1"]
+    assert run.data.metrics["llm.executor.calls"] >= 2
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"metrics.json", "runs"}

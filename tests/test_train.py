@@ -72,6 +72,14 @@ def test_short_real_train_writes_a_checkpoint(tmp_path):
     assert state["update"] == 1 and state["skill_bank_hash"]
     assert state["history"][0]["episodes"][0]["executor_calls"] >= 1
     assert state["history"][0]["llm_usage"]["answerer"]["calls"] == 3
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("memskill-sample")
+    [run] = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "train"]
+    history = client.get_metric_history(run.info.run_id, "reward_mean")
+    assert [m.step for m in history] == [1]
+    assert "checkpoint" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
 def test_train_alternates_ppo_and_evolution(tmp_path, encoder):

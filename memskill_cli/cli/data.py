@@ -32,9 +32,15 @@ def prepare(
         "prepare.num_docs": num_docs or None,
         "prepare.seed": seed,
     })
+    from stages.tracking import record_stage
+
     out_root = out or Path(settings.paths.data_dir) / "prepared"
     for result in run(dataset, settings.prepare, out_root):
         m = result.manifest
+        counts = {f"traces.{split}": n for split, n in m["traces_per_split"].items()}
+        counts.update({f"queries.{split}.{category}": n for split, cats in m["queries_per_split_and_category"].items()
+                       for category, n in cats.items()})
+        record_stage(settings, "prepare", result.name, [(None, counts)], artifacts=[result.path / "manifest.json"])
         counts = {split: sum(c.values()) for split, c in m["queries_per_split_and_category"].items()}
         state(ctx).console.print(f"[green]prepared[/green] {result.name} -> {result.path}: "
                                  f"traces {m['traces_per_split']}, queries {counts}")
@@ -53,12 +59,16 @@ def build_cache(
     Example: memskill build-cache locomo --max-tokens 512
     """
     from stages.build_cache import build_cache as run
+    from stages.tracking import record_stage
 
     settings = state(ctx).settings({"spans.mode": mode, "spans.max_tokens": max_tokens, "spans.overlap": overlap})
     name = dataset or settings.dataset
     prepared = Path(settings.paths.data_dir) / "prepared" / name
     with state(ctx).console.status(f"building spans and embeddings for {name}..."):
         info = run(prepared, settings.spans, settings.embedding, Path(settings.paths.artifacts_dir) / "cache")
+    record_stage(settings, "build-cache", name, [(None, {"spans": info.spans, "queries": info.queries,
+                                                        "seconds": info.seconds, "built": int(info.built)})],
+                 artifacts=[info.path / "meta.json"])
     verb = "built" if info.built else "up to date"
     state(ctx).console.print(f"[green]{verb}[/green] {info.path}: {info.spans} spans, {info.queries} queries "
                              f"({info.seconds:.1f}s)")

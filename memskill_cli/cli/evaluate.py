@@ -56,6 +56,10 @@ def evaluate(
         context = load_context(settings, Path(settings.paths.data_dir) / "prepared" / name, cache_dir, clients,
                                ledger, encoder, Path(settings.memory.cache_dir) / name, progress)
         summary = run(context, settings.eval.methods, out_dir)
+    from stages.tracking import eval_steps, record_stage
+
+    record_stage(settings, "eval", name, eval_steps(summary), ledger.to_dict(),
+                 [out_dir / "metrics.json", out_dir / "runs"])
     table = Table(title=f"{name} / {settings.eval.split}")
     for column in ("method", "n", "F1", "EM", "judge", "executor calls", "tokens"):
         table.add_column(column)

@@ -55,6 +55,11 @@ def train(
                                    Path(settings.memory.cache_dir) / name, progress)
             hook = evolution_hook(scoring, context, clients["designer"], out_dir / "evolution")
         summary = run(settings, trainer, out_dir, ledger, resume, progress, hook)
+    from stages.tracking import record_stage, train_steps
+
+    record_stage(settings, "train", name, train_steps(trainer.history), ledger.to_dict(),
+                 [out_dir / "checkpoint", out_dir / "history.jsonl", out_dir / "skill_bank.yaml",
+                  out_dir / "evolution"])
     app_state.console.print(f"[green]trained[/green] {summary['updates']} updates; reward first "
                             f"{summary['reward_first']:.3f}, last {summary['reward_last']:.3f}; "
                             f"checkpoint {out_dir / 'checkpoint'}")
