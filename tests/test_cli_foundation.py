@@ -15,11 +15,11 @@ def test_help_lists_every_subcommand():
         assert name in result.output
 
 
-def test_unbuilt_command_says_so_and_fails():
-    result = subprocess.run([sys.executable, "-m", "memskill_cli.cli.app", "report"],
-                            capture_output=True, text=True)
+def test_unbuilt_command_says_so_and_fails(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "memskill_cli.cli.app", "prepare", "alfworld"],
+                            capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
-    assert "not built yet" in result.stderr
+    assert "comes with the ALFWorld issue" in result.stderr and not (tmp_path / "data").exists()
 
 
 def test_models_list(tmp_path, monkeypatch):

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from memskill_cli import __version__, secrets
-from memskill_cli.cli import data, evaluate, evolve, models, train
+from memskill_cli.cli import data, evaluate, evolve, models, report, train
 from memskill_cli.cli.state import AppState
-from memskill_cli.errors import MemskillError, NotBuiltError
+from memskill_cli.errors import MemskillError
 
 app = typer.Typer(
     name="memskill",
@@ -25,6 +25,7 @@ app.command("build-cache", rich_help_panel="Pipeline")(data.build_cache)
 app.command(rich_help_panel="Pipeline")(train.train)
 app.command(rich_help_panel="Pipeline")(evolve.evolve)
 app.command("eval", rich_help_panel="Pipeline")(evaluate.evaluate)
+app.command(rich_help_panel="Pipeline")(report.report)
 app.add_typer(evolve.skills_app, name="skills", rich_help_panel="Inspect")
 
 
@@ -40,16 +41,6 @@ def root(
         typer.echo(__version__)
         raise typer.Exit()
     ctx.obj = AppState(params=params, quiet=quiet)
-
-
-def _not_built(name: str, issue: str) -> None:
-    raise NotBuiltError(f"`memskill {name}` is not built yet ({issue}); nothing was run.")
-
-
-@app.command(rich_help_panel="Pipeline")
-def report() -> None:
-    """Write the Markdown/HTML report of a pipeline run (not built yet)."""
-    _not_built("report", "the pipeline issue")
 
 
 def main() -> None:

@@ -55,9 +55,11 @@ def evolve(
         summary = run(settings, context, clients["designer"], out or artifacts / "evolve" / name,
                       initial or context.skill_bank, buffer_from_run(train_dir, settings),
                       settings.evolve.max_changes, settings.evolve.cycles)
+    from memskill_cli.fileio import write_json
     from stages.tracking import evolve_steps, record_stage
 
     run_dir = out or artifacts / "evolve" / name
+    write_json(run_dir / "llm_usage.json", ledger.to_dict())
     record_stage(settings, "evolve", name, evolve_steps(summary), ledger.to_dict(), [run_dir])
     for cycle in summary["cycles"]:
         outcome = cycle.get("outcome", cycle.get("stopped"))

@@ -1,0 +1,76 @@
+"""`memskill report` from real stage outputs (scripted LLM), and `--compare`."""
+
+import json
+from html.parser import HTMLParser
+
+from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.llm import RoleClient, UsageLedger
+from stages.build_cache import build_cache
+from stages.evaluate import evaluate, load_context
+from stages.evolve import buffer_from_run, evolve
+from stages.prepare import prepare
+from stages.report import build_report, compare
+from stages.train import make_trainer, train
+from tests.conftest import REPO
+from tests.scripted import ScriptedClient
+from tests.test_eval import answer_script
+from tests.test_evolution import designer_script, forgetful_executor
+
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class BalanceChecker(HTMLParser):
+    """Checks that every non-void element is closed in order: a well-formed page."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.images = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def test_report_from_a_scripted_pipeline_run(tmp_path, encoder):
+    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "data")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
+    artifacts = tmp_path / "artifacts"
+    ledger = UsageLedger()
+    clients = {"executor": RoleClient("executor", ScriptedClient(forgetful_executor, "exec"), ledger=ledger),
+               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
+               "judge": RoleClient("judge", ScriptedClient(lambda r: '{"explanation": "", "score": 1}'), ledger=ledger),
+               "designer": RoleClient("designer", ScriptedClient(designer_script, "des"), ledger=ledger)}
+    settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3},
+                        memory={"top_k": 2, "selector": "all"}, eval={"split": "validation"})
+    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
+    train(settings, trainer, artifacts / "train/sample", ledger, resume=False)
+    context = load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    buffer = buffer_from_run(artifacts / "train/sample", settings)
+    evolve(settings, context, clients["designer"], artifacts / "evolve/sample", trainer.bank, buffer, 3, 1)
+    context.skill_bank = trainer.bank
+    evaluate(context, ["memskill", "no-memory", "raw-rag"], artifacts / "eval/sample")
+
+    page = build_report("sample", artifacts, tmp_path / "report")
+    checker = BalanceChecker()
+    checker.feed(page.read_text())
+    assert not checker.errors and not checker.stack
+    assert sorted(checker.images) == ["reward.png", "skill_usage.png"]
+    for image in checker.images:
+        assert (tmp_path / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (tmp_path / "report/report.md").read_text()
+    for text in ("| memskill |", "| no-memory |", "| raw-rag |", "Skill-bank timeline", "rolled_back",
+                 "forget-everything", "Cost per stage", "| train | executor |", "**Q:**"):
+        assert text in markdown, text
+
+    (artifacts / "eval/other").mkdir()
+    summary = json.loads((artifacts / "eval/sample/metrics.json").read_text())
+    summary["methods"]["memskill"]["overall"]["f1"] += 0.1
+    (artifacts / "eval/other/metrics.json").write_text(json.dumps(summary))
+    table = compare(str(artifacts / "eval/sample"), str(artifacts / "eval/other"), "sqlite:///unused.db")
+    assert "| memskill | f1 |" in table and "+0.100" in table
