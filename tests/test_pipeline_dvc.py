@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -42,7 +43,8 @@ def ran(output):
     return [stage for stage in STAGES if f"Running stage '{stage}'" in output]
 
 
-def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
+def make_project(tmp_path: Path, **overrides: dict) -> tuple[Path, dict]:
+    """A copy of the project (code, sample data, dvc.yaml) with a small params.yaml, as a fresh clone has it."""
     repo = tmp_path / "project"
     repo.mkdir()
     for name in ("memskill_cli", "stages"):
@@ -52,7 +54,14 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"].update({"updates": 1, "episodes_per_update": 1, "queries_per_trace": 2})
     params["eval"]["methods"] = ["memskill", "no-memory"]
+    for section, values in overrides.items():
+        params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo, params
+
+
+def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
+    repo, params = make_project(tmp_path)
     bin_dir = str(Path(sys.executable).parent)
     with FakeOpenAIServer(scripted_llm) as server:
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-pipeline-secret",
@@ -86,3 +95,18 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     for path in (repo / "mlruns").rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             assert b"sk-pipeline-secret" not in path.read_bytes(), path
+
+
+@pytest.mark.llm
+def test_quickstart_pipeline_with_the_embedded_model(tmp_path):
+    """The README's main job (`dvc repro` on the embedded defaults), bounded: fewer questions and updates."""
+    repo, _ = make_project(tmp_path, eval={"max_queries": 4, "judge": False}, evolve={"budget": 3})
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "MEMSKILL_PIPELINE_ID": "quickstart", "CI": "1"}
+    run(["git", "init", "-q"], repo, env)
+    run([f"{bin_dir}/dvc", "init", "-q"], repo, env)
+    assert ran(run([f"{bin_dir}/dvc", "repro"], repo, env)) == STAGES
+    summary = json.loads((repo / "artifacts/eval/sample/metrics.json").read_text())
+    assert summary["methods"]["memskill"]["cost"]["executor_calls"] > 0
+    assert summary["llm_usage"]["executor"]["prompt_tokens"] > 0
+    assert (repo / "artifacts/report/sample/report.html").exists()
