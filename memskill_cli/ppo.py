@@ -11,21 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from memskill_cli.config import PPOSettings
 from memskill_cli.controller import SkillController
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    clip_coef: float = 0.2
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    vf_coef: float = 0.5
-    ent_coef: float = 0.01
-    learning_rate: float = 1e-4
-    max_grad_norm: float = 0.5
-    minibatch_size: int = 32
-    update_epochs: int = 4
-    target_kl: float | None = 0.02
 
 
 @dataclass
@@ -73,7 +60,7 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 
 
 def ppo_update(controller: SkillController, optimizer: torch.optim.Optimizer, transitions: list[Transition],
-               skills: torch.Tensor, k: int, config: PPOConfig, generator: torch.Generator) -> dict[str, float]:
+               skills: torch.Tensor, k: int, config: PPOSettings, generator: torch.Generator) -> dict[str, float]:
     """A few epochs of minibatch PPO over one batch of episodes; early stop on approximate KL."""
     rewards = np.array([t.reward for t in transitions], dtype=np.float32)
     values = np.array([t.value for t in transitions], dtype=np.float32)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from memskill_cli.checkpoint import load_checkpoint, save_checkpoint
+from memskill_cli.config import PPOSettings
 from memskill_cli.controller import (
     ControllerConfig,
     SkillController,
@@ -28,7 +29,7 @@ from memskill_cli.controller import (
     exploration_shift,
     make_state,
 )
-from memskill_cli.ppo import PPOConfig, Transition, ppo_update
+from memskill_cli.ppo import Transition, ppo_update
 from memskill_cli.skills import SkillBank
 
 Act = Callable[[np.ndarray], list[int]]
@@ -65,7 +66,7 @@ def _seed_for(*parts: object) -> int:
 
 class Trainer:
     def __init__(self, env: Environment, bank: SkillBank, encode_skills: Callable[[list[str]], np.ndarray],
-                 config: TrainConfig, ppo: PPOConfig, controller_config: ControllerConfig) -> None:
+                 config: TrainConfig, ppo: PPOSettings, controller_config: ControllerConfig) -> None:
         self.env, self.config, self.ppo = env, config, ppo
         self.encode_skills = encode_skills
         torch.manual_seed(config.seed)
@@ -148,7 +149,7 @@ class Trainer:
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
         save_checkpoint(directory, self.controller, self.optimizer, {
-            "update": self.update, "config": asdict(self.config), "ppo": asdict(self.ppo),
+            "update": self.update, "config": asdict(self.config), "ppo": self.ppo.model_dump(),
             "controller": asdict(self.controller.config), "skill_bank": self.bank.model_dump(),
             "skill_bank_hash": self.bank.hash, "fresh": sorted(self.fresh), "changed_at": self.changed_at,
             "history": self.history, **(extra or {}),

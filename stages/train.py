@@ -18,7 +18,6 @@ from memskill_cli.evolution.hardcases import HardCaseBuffer
 from memskill_cli.executor import Executor
 from memskill_cli.fileio import write_json, write_jsonl
 from memskill_cli.llm import LLMClient, UsageLedger
-from memskill_cli.ppo import PPOConfig
 from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.skills import SkillBank
 from memskill_cli.training import TrainConfig, Trainer
@@ -43,7 +42,7 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, client
                    TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
                                top_k=settings.memory.top_k, workers=t.workers, seed=settings.seed,
                                new_skill_floor=t.new_skill_floor, floor_decay_updates=t.floor_decay_updates),
-                   PPOConfig(**t.ppo.model_dump()),
+                   t.ppo,
                    ControllerConfig(embed_dim=int(cache.span_vectors.shape[1]), hidden=t.hidden, proj=t.proj,
                                     fusion=t.fusion))
 

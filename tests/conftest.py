@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -14,6 +16,19 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"benchmark file {path} is absent (../shared/data is only beside a full checkout)")
     return path
+
+
+def cli_in(tmp_path: Path, **overrides: dict) -> list[str]:
+    """The `memskill` command line with a params.yaml whose paths and caches all live in `tmp_path`."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
+    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
+    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
+    params["memory"]["cache_dir"] = str(tmp_path / "memories")
+    for section, values in overrides.items():
+        params[section].update(values)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
 
 
 @pytest.fixture(scope="session")

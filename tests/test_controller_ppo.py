@@ -7,8 +7,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+from memskill_cli.config import PPOSettings
 from memskill_cli.controller import ControllerConfig, exploration_shift, gumbel_top_k, ordered_log_prob
-from memskill_cli.ppo import PPOConfig, gae
+from memskill_cli.ppo import gae
 from memskill_cli.skills import Skill, SkillBank
 from memskill_cli.training import EpisodeResult, TrainConfig, Trainer
 
@@ -99,7 +100,7 @@ def encode_descriptions(texts):
 def make_trainer(updates=1, seed=0, lr=3e-3):
     return Trainer(SyntheticEnv(), skill_bank(6), encode_descriptions,
                    TrainConfig(updates=updates, episodes_per_update=8, top_k=2, seed=seed),
-                   PPOConfig(learning_rate=lr, minibatch_size=16, update_epochs=4, target_kl=None, ent_coef=0.0),
+                   PPOSettings(learning_rate=lr, minibatch_size=16, update_epochs=4, target_kl=None, ent_coef=0.0),
                    ControllerConfig(embed_dim=EMBED, hidden=32, proj=16))
 
 

@@ -3,10 +3,8 @@
 import json
 import re
 import subprocess
-import sys
 
 import pytest
-import yaml
 
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.llm import RoleClient, UsageLedger
@@ -14,7 +12,7 @@ from memskill_cli.skills import Skill, SkillBank
 from stages.build_cache import build_cache
 from stages.evaluate import EvalContext, evaluate, load_context, make_selector, memory_key
 from stages.prepare import prepare
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_in
 from tests.scripted import ScriptedClient
 
 
@@ -83,13 +81,7 @@ def test_memory_cache_key_changes_with_the_skill_bank(context: EvalContext):
 
 @pytest.mark.llm
 def test_eval_end_to_end_with_the_embedded_model(tmp_path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
-    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
-    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
-    params["memory"]["cache_dir"] = str(tmp_path / "memories")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
+    cli = cli_in(tmp_path)
     for args in (["prepare", "sample"], ["build-cache"],
                  ["eval", "-m", "memskill", "-m", "no-memory", "-m", "raw-rag", "--max-queries", "6"]):
         result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)

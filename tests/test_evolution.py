@@ -2,11 +2,9 @@
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-import yaml
 
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.evolution.designer import apply_edits, validate_edits
@@ -17,7 +15,7 @@ from stages.build_cache import build_cache
 from stages.evaluate import load_context
 from stages.evolve import buffer_from_run, evolve
 from stages.prepare import prepare
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_in
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
 
@@ -166,13 +164,7 @@ def test_history_cases_feed_the_buffer(tmp_path):
 
 @pytest.mark.llm
 def test_real_evolve_produces_a_valid_bank_version(tmp_path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
-    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
-    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
-    params["memory"]["cache_dir"] = str(tmp_path / "memories")
-    params["eval"]["max_queries"] = 5
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cli = cli_in(tmp_path, eval={"max_queries": 5})
     train_dir = tmp_path / "artifacts/train/sample"
     train_dir.mkdir(parents=True)
     cases = [{"query_id": f"sample-01/q00{i}", "question": q, "gold": [g], "category": "single-hop",
@@ -181,7 +173,6 @@ def test_real_evolve_produces_a_valid_bank_version(tmp_path):
                                             ("What is the name of Maya's first cat?", "Pepper", "S1:3")])]
     (train_dir / "history.jsonl").write_text(json.dumps({"update": 1, "episodes": [{"id": "sample-01",
                                                                                      "cases": cases}]}))
-    cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
     for args in (["prepare", "sample"], ["build-cache"], ["evolve", "--max-changes", "3"]):
         result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr

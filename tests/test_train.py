@@ -2,10 +2,8 @@
 
 import json
 import subprocess
-import sys
 
 import pytest
-import yaml
 
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.llm import RoleClient, UsageLedger
@@ -13,7 +11,7 @@ from stages.build_cache import build_cache
 from stages.evaluate import evaluate, load_context
 from stages.prepare import prepare
 from stages.train import make_trainer, train
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_in
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
 
@@ -56,13 +54,7 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
 
 @pytest.mark.llm
 def test_short_real_train_writes_a_checkpoint(tmp_path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"] = {"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")}
-    params["prepare"]["source"] = str(REPO / "data/sample/sample.yaml")
-    params["llm"]["cache_path"] = str(tmp_path / "llm.sqlite")
-    params["train"].update({"updates": 1, "episodes_per_update": 1, "queries_per_trace": 3})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    cli = [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
+    cli = cli_in(tmp_path, train={"updates": 1, "episodes_per_update": 1, "queries_per_trace": 3})
     for args in (["prepare", "sample"], ["build-cache"], ["train"]):
         result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
