@@ -47,11 +47,11 @@ def build_trace_memory(
     bank = MemoryBank(dim, encode)
     records = []
     for step, (span, vector) in enumerate(spans):
-        shown = bank.search(vector, executor.memory_top_k)
-        memory_vectors = (np.stack([bank.vectors[item.id] for item, _ in shown]) if shown
+        shown = [item for item, _ in bank.search(vector, executor.memory_top_k)]  # for selector and executor
+        memory_vectors = (np.stack([bank.vectors[item.id] for item in shown]) if shown
                           else np.zeros((0, dim), np.float32))
         skills = selector.select(span, vector, memory_vectors, skill_bank)
-        records.append(executor.process(span, vector, bank, skills, step))
+        records.append(executor.process(span, shown, bank, skills, step))
         if on_span:
             on_span()
     return TraceMemory(trace_id, bank, records)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from memskill_cli.data.spans import Span
 from memskill_cli.errors import SchemaError
 from memskill_cli.llm import ChatRequest, LLMClient, parse_json
@@ -98,9 +96,9 @@ class Executor:
         return ChatRequest(render_prompt(span, memories, skills),
                            json_schema=operations_schema(allowed_actions(skills)))
 
-    def process(self, span: Span, span_vector: np.ndarray, bank: MemoryBank, skills: list[Skill],
+    def process(self, span: Span, memories: list[MemoryItem], bank: MemoryBank, skills: list[Skill],
                 step: int) -> SpanRecord:
-        memories = [item for item, _ in bank.search(span_vector, self.memory_top_k)]
+        """Apply `skills` to `span`; `memories` are the related items retrieved for it (shown by number)."""
         response = self.client.complete(self.request(span, memories, skills))
         record = SpanRecord(span_id=span.span_id, skills=[s.name for s in skills],
                             shown_memories=[m.id for m in memories], raw_output=response.text,

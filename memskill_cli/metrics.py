@@ -15,12 +15,13 @@ from memskill_cli.llm import ChatRequest, LLMClient, parse_json
 
 _stemmer = PorterStemmer()
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
+_PUNCTUATION = frozenset(string.punctuation)
 
 
 def normalize_answer(text: str) -> str:
     """LoCoMo normalisation: drop commas, lowercase, drop punctuation, drop articles (and 'and')."""
     text = str(text).replace(",", "").lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 

@@ -29,6 +29,7 @@ from memskill_cli.controller import (
     exploration_shift,
     make_state,
 )
+from memskill_cli.fileio import read_json
 from memskill_cli.ppo import Transition, ppo_update
 from memskill_cli.skills import SkillBank
 
@@ -183,14 +184,7 @@ class ControllerSelector:
 
 
 def load_controller(directory: Path) -> tuple[SkillController, dict[str, Any]]:
-    meta_config = load_checkpoint_meta(directory)
-    controller = SkillController(ControllerConfig(**meta_config["controller"]))
+    controller = SkillController(ControllerConfig(**read_json(directory / "state.json")["controller"]))
     meta = load_checkpoint(directory, controller)
     controller.eval()
     return controller, meta
-
-
-def load_checkpoint_meta(directory: Path) -> dict[str, Any]:
-    from memskill_cli.fileio import read_json
-
-    return read_json(directory / "state.json")

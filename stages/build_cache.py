@@ -7,7 +7,7 @@ second run with the same inputs does nothing and any change gives a new key.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +87,12 @@ class SpanCache:
     spans: list[Span]
     span_vectors: np.ndarray
     query_vectors: dict[str, np.ndarray]
+    _by_trace: dict[str, list[tuple[Span, np.ndarray]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_trace = {}
+        for span, vector in zip(self.spans, self.span_vectors, strict=True):
+            self._by_trace.setdefault(span.trace_id, []).append((span, vector))
 
     @classmethod
     def load(cls, path: Path) -> SpanCache:
@@ -96,7 +102,7 @@ class SpanCache:
         return cls(spans, read_npy(path / "span_embeddings.npy"), dict(zip(query_ids, query_matrix, strict=False)))
 
     def for_trace(self, trace_id: str) -> list[tuple[Span, np.ndarray]]:
-        return [(s, v) for s, v in zip(self.spans, self.span_vectors, strict=False) if s.trace_id == trace_id]
+        return list(self._by_trace.get(trace_id, []))
 
 
 def current_cache(cache_root: Path, dataset: str) -> Path:

@@ -33,7 +33,8 @@ def make_bank(*contents):
 
 def run(output, skills, bank):
     executor = Executor(ScriptedClient(lambda r: output), memory_top_k=10)
-    record = executor.process(SPAN, fake_encode([SPAN.text])[0], bank, skills, step=1)
+    shown = [item for item, _ in bank.search(fake_encode([SPAN.text])[0], executor.memory_top_k)]
+    record = executor.process(SPAN, shown, bank, skills, step=1)
     return record, executor
 
 
