@@ -69,7 +69,7 @@ class EmbeddingSettings(Section):
 
 
 class SpanSettings(Section):
-    mode: Literal["turn", "turn-pair", "full-session", "fixed-length"] = "fixed-length"
+    mode: Literal["turn", "turn-pair", "full-session", "fixed-length", "trajectory"] = "fixed-length"
     max_tokens: int = Field(256, ge=16, description="Token budget of a fixed-length span.")
     overlap: int = Field(0, ge=0, description="Tokens of the previous span repeated (whole turns).")
     tokenizer: str = Field("all-MiniLM-L6-v2", description="Tokenizer that counts span tokens.")
@@ -151,6 +151,24 @@ class EvolveSettings(Section):
     budget: int = Field(6, ge=1, description="Most cases shown to the designer.")
 
 
+class GamesPerTask(Section):
+    """How many ALFWorld games of each task type `prepare alfworld` generates per role."""
+
+    memory: int = Field(4, ge=1, description="Train games whose expert trajectories build the memory (batch A).")
+    train: int = Field(2, ge=0, description="Train games played during training with that memory (batch B).")
+    seen: int = Field(2, ge=0, description="Evaluation games in training floor plans (split `validation`).")
+    unseen: int = Field(2, ge=0, description="Evaluation games in held-out floor plans (split `test`).")
+
+
+class AlfworldSettings(Section):
+    """The embodied benchmark: game counts, the step limit, parallel environments, the actor's view."""
+
+    games_per_task: GamesPerTask = Field(default_factory=GamesPerTask)
+    max_steps: int = Field(50, ge=1, description="Commands per game; a failure counts this many steps.")
+    workers: int = Field(2, ge=1, description="Environment worker processes.")
+    history_steps: int = Field(8, ge=0, description="Recent commands and feedback shown to the actor.")
+
+
 class MLflowSettings(Section):
     enabled: bool = Field(True, description="Record every stage run in MLflow.")
     tracking_uri: str = Field("sqlite:///mlflow.db", description="Any MLflow tracking URI; local by default.")
@@ -178,6 +196,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     evolve: EvolveSettings = Field(default_factory=EvolveSettings)
+    alfworld: AlfworldSettings = Field(default_factory=AlfworldSettings)
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
 
     @classmethod

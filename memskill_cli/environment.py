@@ -1,15 +1,20 @@
 """The real training environment: an episode builds one training trace's memory with the controller's
-skill choices, then answers a fixed sample of that trace's training questions; the mean F1 is the reward."""
+skill choices, then answers a fixed sample of that trace's training questions; the mean F1 is the reward.
+
+Embodied data (ALFWorld) follows the pair protocol: the trace is batch A's expert trajectories of one task
+type, the queries are batch B's games, a `player` plays them with the memory, and the success rate is the
+reward."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from memskill_cli.answering import answer_request, clean_answer
-from memskill_cli.construction import build_trace_memory
+from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.controller import Fusion, make_state
 from memskill_cli.data.schema import Query
 from memskill_cli.embeddings import Encoder
@@ -34,11 +39,14 @@ class _ActSelector:
         return [bank.skills[i] for i in self.act(make_state(span_vector, memory_vectors, self.fusion))]
 
 
+Player = Callable[[Sequence[Query], Sequence[Sequence[str]]], list[dict[str, Any]]]
+
+
 class MemoryEnvironment:
     def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
-                 fusion: Fusion = "mean", shaping_penalty: float = 0.0) -> None:
-        self.shaping_penalty = shaping_penalty
+                 fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None) -> None:
+        self.shaping_penalty, self.player = shaping_penalty, player
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
         self.queries: dict[str, list[Query]] = {}
@@ -57,6 +65,10 @@ class MemoryEnvironment:
                                     _ActSelector(act, self.fusion), self.executor, self.encoder.encode, dim)
         queries = self.queries[episode_id]
         found = [memory.bank.search(self.cache.query_vectors[q.query_id], self.mem_top_k) for q in queries]
+        if self.player is not None:
+            cases = self.player(queries, [[item.content for item, _ in hits] for hits in found])
+            return self._result(float(np.mean([c["score"] for c in cases])) if cases else 0.0, "success", cases,
+                                memory)
         responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
                                        for q, hits in zip(queries, found, strict=True)])
         scores, cases = [], []
@@ -66,12 +78,15 @@ class MemoryEnvironment:
             scores.append(f1)
             cases.append({"query_id": query.query_id, "question": query.question, "gold": query.answers,
                           "category": query.category, "evidence": query.evidence, "prediction": prediction,
-                          "f1": f1, "retrieved": [item.content for item, _ in hits]})
-        f1 = float(np.mean(scores)) if scores else 0.0
+                          "f1": f1, "score": f1, "retrieved": [item.content for item, _ in hits]})
+        return self._result(float(np.mean(scores)) if scores else 0.0, "f1", cases, memory)
+
+    def _result(self, score: float, metric: str, cases: list[dict[str, Any]], memory: TraceMemory) -> EpisodeResult:
         troubled = sum(r.parse_error is not None or bool(r.rejected) for r in memory.records)
         penalty = self.shaping_penalty * troubled / max(1, memory.executor_calls)
-        return EpisodeResult(f1 - penalty, {
-            "reward": f1 - penalty, "f1": f1, "shaping_penalty": penalty, "executor_calls": memory.executor_calls,
+        return EpisodeResult(score - penalty, {
+            "reward": score - penalty, metric: score, "shaping_penalty": penalty,
+            "executor_calls": memory.executor_calls,
             "parse_failures": memory.parse_failures, "rejected_operations": memory.rejected,
             "memories": len(memory.bank), "cases": cases,
         })

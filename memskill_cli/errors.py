@@ -41,5 +41,7 @@ class SchemaError(MemskillError):
     """An LLM answer could not be read as the JSON that was asked for."""
 
 
-class NotBuiltError(MemskillError):
-    """A command whose work is not built yet: says so rather than pretending."""
+class MissingExtraError(MemskillError):
+    """An optional dependency group (an extra) is needed and not installed: says how to install it."""
+
+    exit_code = 2

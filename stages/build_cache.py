@@ -54,6 +54,8 @@ def build_cache(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSet
     start = time.perf_counter()
     if prepared_dir.name.startswith("hotpotqa") and spans.mode != "fixed-length":
         spans = spans.model_copy(update={"mode": "fixed-length"})  # documents are cut by length, never by turn
+    if prepared_dir.name.startswith("alfworld") and spans.mode != "trajectory":
+        spans = spans.model_copy(update={"mode": "trajectory"})  # an expert trajectory is never cut
     key = cache_key(prepared_dir, spans, embedding)
     target = cache_root / prepared_dir.name / key
     pointer = cache_root / prepared_dir.name / "current.json"

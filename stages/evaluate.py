@@ -1,4 +1,5 @@
-"""Stage `eval`: build memories for the evaluation traces, answer every question, score, write it all.
+"""Stage `eval`: build memories for the evaluation traces, answer every question (or, for ALFWorld, play
+every game), score, write it all.
 
 Every method runs in the same harness with the same answerer, so comparisons are side by side:
 `memskill` (skill bank + selector), `no-memory`, `full-context`, `raw-rag`, `static-primitives` and
@@ -53,6 +54,11 @@ class EvalContext:
     memory_root: Path
     skill_bank: SkillBank
     progress: ProgressSink = field(default_factory=NoProgress)
+    prepared_dir: Path | None = None   # embodied queries name game files relative to it
+
+    @property
+    def embodied(self) -> bool:
+        return any(q.game for q in self.queries)
 
 
 def select_queries(queries: list[Query], settings: Settings) -> list[Query]:
@@ -141,6 +147,10 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
     if method not in METHODS:
         raise ConfigError(f"unknown eval method {method!r}; choose from {', '.join(METHODS)}")
     start = time.perf_counter()
+    if ctx.embodied:
+        from memskill_cli.embodied import requirement
+
+        requirement()  # say so before any memory is built
     queries = select_queries(ctx.queries, ctx.settings)
     trace_ids = {q.trace_id for q in queries}
     traces = [t for t in ctx.traces if t.trace_id in trace_ids]
@@ -157,6 +167,25 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
             contexts.append([("history", text) for text in full_context(ctx, query.trace_id)])
         else:
             contexts.append([])
+    rows = (play_rows(ctx, method, queries, contexts) if ctx.embodied
+            else answer_rows(ctx, method, queries, contexts))
+    metrics = summarise(rows)
+    metrics["method"] = method
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    metrics["cost"] = memory_cost(memories)
+    target = out_dir / "runs" / method
+    with atomic_dir(target) as tmp:
+        write_jsonl(tmp / "predictions.jsonl", rows)
+        write_json(tmp / "metrics.json", metrics)
+        if memories:
+            write_json(tmp / "memories.json", {
+                tid: {"items": [i.model_dump() for i in m.bank.items.values()],
+                      "records": [r.to_dict() for r in m.records]} for tid, m in memories.items()})
+    return metrics
+
+
+def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
+                contexts: list[list[tuple[str, str]]]) -> list[dict[str, Any]]:
     label = "Conversation" if method == "full-context" else "Context" if method == "raw-rag" else "Memories"
     advance = ctx.progress.task(f"{method}: answering", len(queries))
     requests = [answer_request(q, [text for _, text in c], ctx.dataset, label) for q, c in zip(queries, contexts,
@@ -176,23 +205,26 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
             "query_id": query.query_id, "trace_id": query.trace_id, "category": query.category,
             "question": query.question, "gold": query.answers, "prediction": prediction,
             "retrieved_ids": [i for i, _ in context], "retrieved": [t for _, t in context],
-            "f1": f1, "em": em,
+            "f1": f1, "em": em, "score": f1,
             "judge": judgement.score if judgement else None,
             "judge_explanation": judgement.explanation if judgement else None,
         })
-    metrics = summarise(rows)
-    metrics["method"] = method
-    metrics["seconds"] = round(time.perf_counter() - start, 2)
-    metrics["cost"] = memory_cost(memories)
-    target = out_dir / "runs" / method
-    with atomic_dir(target) as tmp:
-        write_jsonl(tmp / "predictions.jsonl", rows)
-        write_json(tmp / "metrics.json", metrics)
-        if memories:
-            write_json(tmp / "memories.json", {
-                tid: {"items": [i.model_dump() for i in m.bank.items.values()],
-                      "records": [r.to_dict() for r in m.records]} for tid, m in memories.items()})
-    return metrics
+    return rows
+
+
+def play_rows(ctx: EvalContext, method: str, queries: list[Query],
+              contexts: list[list[tuple[str, str]]]) -> list[dict[str, Any]]:
+    """ALFWorld: the answerer role is the actor; it plays each game with the memories retrieved for it."""
+    from memskill_cli.embodied.play import GamePlayer
+
+    if ctx.prepared_dir is None:
+        raise ConfigError("embodied evaluation needs the prepared dataset folder (for its game files)")
+    advance = ctx.progress.task(f"{method}: playing games", len(queries))
+    player = GamePlayer(ctx.settings.alfworld, ctx.prepared_dir, ctx.clients["answerer"])
+    rows = player([*queries], [[text for _, text in c] for c in contexts], on_done=lambda _: advance())
+    for row, context in zip(rows, contexts, strict=True):
+        row["retrieved_ids"] = [i for i, _ in context]
+    return rows
 
 
 def _mean(values: list[float]) -> float | None:
@@ -205,9 +237,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         by_category[row["category"]].append(row)
 
     def block(group: list[dict[str, Any]]) -> dict[str, Any]:
+        if group and "success" in group[0]:  # embodied: success rate, and steps with a failure counted in full
+            success = _mean([r["success"] for r in group])
+            return {"n": len(group), "success": success, "steps": _mean([r["steps"] for r in group]),
+                    "score": success}
         judged = [r["judge"] for r in group if r["judge"] is not None]
-        return {"n": len(group), "f1": _mean([r["f1"] for r in group]), "em": _mean([r["em"] for r in group]),
-                "judge": _mean(judged), "judged": len(judged)}
+        f1 = _mean([r["f1"] for r in group])
+        return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]),
+                "judge": _mean(judged), "judged": len(judged), "score": f1}
 
     return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
 
@@ -224,6 +261,16 @@ def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
     for cost in per_trace.values():
         totals.update(cost)
     return {"total": dict(totals), "per_trace": per_trace}
+
+
+QA_METRICS = ("f1", "em", "judge")
+EMBODIED_METRICS = ("success", "steps")
+
+
+def metric_names(summary: dict[str, Any]) -> tuple[str, ...]:
+    """The headline metrics of an eval summary: F1/EM/judge for questions, success/steps for games."""
+    first = next(iter(summary["methods"].values()), {"overall": {}})["overall"]
+    return EMBODIED_METRICS if "success" in first else QA_METRICS
 
 
 def evaluate(ctx: EvalContext, methods: list[str], out_dir: Path) -> dict[str, Any]:
@@ -249,4 +296,4 @@ def load_context(settings: Settings, prepared_dir: Path, cache_dir: Path, client
     return EvalContext(settings=settings, dataset=prepared_dir.name, traces=traces, queries=queries,
                        cache=SpanCache.load(cache_dir), cache_key=read_json(cache_dir / "meta.json")["key"],
                        encoder=encoder, clients=clients, ledger=ledger, memory_root=memory_root, skill_bank=bank,
-                       progress=progress or NoProgress())
+                       progress=progress or NoProgress(), prepared_dir=prepared_dir)

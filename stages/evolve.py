@@ -37,9 +37,9 @@ def buffer_from_run(train_dir: Path, settings: Settings) -> HardCaseBuffer:
 
 
 def score_bank(ctx: EvalContext, bank: SkillBank, out_dir: Path) -> float:
-    """Mean F1 of the validation questions answered from memories built with `bank`."""
+    """The validation score with memories built from `bank`: mean F1, or the success rate for ALFWorld."""
     ctx.skill_bank = bank
-    return float(run_method(ctx, "memskill", out_dir)["overall"]["f1"] or 0.0)
+    return float(run_method(ctx, "memskill", out_dir)["overall"]["score"] or 0.0)
 
 
 def evolve(settings: Settings, ctx: EvalContext, designer: LLMClient, run_dir: Path, initial: SkillBank,

@@ -5,15 +5,17 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from memskill_cli import __version__
-from memskill_cli.config import PrepareSettings
+from memskill_cli.config import AlfworldSettings, PrepareSettings
 from memskill_cli.data import hotpotqa, locomo, longmemeval, sample
 from memskill_cli.data.schema import Query, Trace
-from memskill_cli.errors import DataError, NotBuiltError
-from memskill_cli.fileio import atomic_dir, sha256_file, write_json, write_jsonl
+from memskill_cli.errors import DataError
+from memskill_cli.fileio import atomic_dir, sha256_file, stable_hash, write_json, write_jsonl
 
 DATASETS = ("sample", "locomo", "longmemeval", "hotpotqa", "alfworld")
 DEFAULT_SOURCES = {
@@ -31,12 +33,13 @@ class Prepared:
     manifest: dict
 
 
-def prepare(dataset: str, settings: PrepareSettings, out_root: Path) -> list[Prepared]:
+def prepare(dataset: str, settings: PrepareSettings, out_root: Path,
+            alfworld_settings: AlfworldSettings | None = None, seed: int = 0) -> list[Prepared]:
     """Read, validate and normalise `dataset`; write each prepared dataset atomically under `out_root`."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if dataset == "alfworld":
-        raise NotBuiltError("`memskill prepare alfworld` comes with the ALFWorld issue; nothing was written")
+        return [_prepare_alfworld(settings, alfworld_settings or AlfworldSettings(), seed, out_root)]
     source = Path(settings.source) if settings.source else DEFAULT_SOURCES[dataset]
     if not source.exists():
         _fetch_or_explain(dataset, source)
@@ -55,6 +58,28 @@ def prepare(dataset: str, settings: PrepareSettings, out_root: Path) -> list[Pre
             outputs[f"hotpotqa-{n}"] = hotpotqa.records_to_traces(records, source)
     source_sha = sha256_file(source)
     return [_write(name, traces, queries, source, source_sha, out_root) for name, (traces, queries) in outputs.items()]
+
+
+def _prepare_alfworld(settings: PrepareSettings, alfworld_settings: AlfworldSettings, seed: int,
+                      out_root: Path) -> Prepared:
+    """Games are generated (or found) in a staging folder, played by the expert, then land with the rest."""
+    from memskill_cli.data import alfworld
+    from memskill_cli.embodied import requirement
+
+    requirement()  # before anything is written
+    source = Path(settings.source) if settings.source else None
+    if source and not source.is_dir():
+        raise DataError("expected the folder of official ALFWorld games (json_2.1.1)", file=str(source))
+    out_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".alfworld.", dir=out_root))
+    try:
+        traces, queries, info = alfworld.load(source, alfworld_settings, seed, staging)
+        digest = stable_hash({"info": info, "traces": [t.model_dump() for t in traces],
+                              "queries": [q.model_dump() for q in queries]}, 64)
+        return _write("alfworld", traces, queries, source or Path("generated"), digest, out_root,
+                      extra={"alfworld": info}, files=staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load_eval_file(source: Path) -> list[dict]:
@@ -83,7 +108,8 @@ def _validate(traces: list[Trace], queries: list[Query], source: Path) -> None:
 
 
 def _write(name: str, traces: list[Trace], queries: list[Query], source: Path, source_sha: str,
-           out_root: Path) -> Prepared:
+           out_root: Path, extra: dict | None = None, files: Path | None = None) -> Prepared:
+    """`files`: a staging folder whose contents (e.g. game files) move into the prepared dir with it."""
     _validate(traces, queries, source)
     counts: dict[str, dict[str, int]] = collections.defaultdict(dict)
     for (split, category), n in sorted(collections.Counter((q.split, q.category) for q in queries).items()):
@@ -96,9 +122,12 @@ def _write(name: str, traces: list[Trace], queries: list[Query], source: Path, s
         "queries_per_split_and_category": dict(counts),
         "turns": sum(len(t.turns()) for t in traces),
         "memskill_version": __version__,
+        **(extra or {}),
     }
     target = out_root / name
     with atomic_dir(target) as tmp:
+        for item in sorted(files.iterdir()) if files else []:
+            shutil.move(str(item), tmp / item.name)
         write_jsonl(tmp / "traces.jsonl", (t.model_dump(exclude_none=True) for t in traces))
         write_jsonl(tmp / "queries.jsonl", (q.model_dump(exclude_none=True) for q in queries))
         write_json(tmp / "manifest.json", manifest)

@@ -29,10 +29,16 @@ def _fmt(value: Any) -> str:
 
 
 def eval_table(summary: dict[str, Any]) -> Table:
+    """Overall metrics per method, then the headline metric (F1, or success rate) per category."""
+    from stages.evaluate import metric_names
+
+    names = metric_names(summary)
+    headline = names[0]
     categories = sorted({c for r in summary["methods"].values() for c in r["per_category"]})
-    header = ["method", "n", "F1", "EM", "judge", *(f"F1 {c}" for c in categories)]
-    rows = [[method, _fmt(r["overall"]["n"]), _fmt(r["overall"]["f1"]), _fmt(r["overall"]["em"]),
-             _fmt(r["overall"]["judge"]), *(_fmt(r["per_category"].get(c, {}).get("f1")) for c in categories)]
+    header = ["method", "n", *(n if n in ("judge", "steps") else n.upper() if n != "success" else "success rate"
+                               for n in names), *(f"{headline} {c}" for c in categories)]
+    rows = [[method, _fmt(r["overall"]["n"]), *(_fmt(r["overall"].get(n)) for n in names),
+             *(_fmt(r["per_category"].get(c, {}).get(headline)) for c in categories)]
             for method, r in summary["methods"].items()]
     return header, rows
 
@@ -46,7 +52,7 @@ def cost_table(usages: dict[str, dict[str, dict[str, float]]]) -> Table:
 
 
 def timeline_table(state: dict[str, Any]) -> Table:
-    header = ["version", "parent", "round", "validation F1", "status", "changes"]
+    header = ["version", "parent", "round", "validation score", "status", "changes"]
     rows = []
     for v in state["versions"]:
         changes = "; ".join(f"{c['op']} {c['skill']}: {c.get('reason', '')}" for c in v["changes"]) or "(seed)"
@@ -62,7 +68,7 @@ def plot_rewards(history: list[dict[str, Any]], path: Path) -> None:
     ax.plot(updates, [h["reward_mean"] for h in history], marker="o", label="mean")
     ax.fill_between(updates, [h["reward_min"] for h in history], [h["reward_max"] for h in history], alpha=0.2,
                     label="min-max")
-    ax.set(xlabel="PPO update", ylabel="episode reward (F1)", title="Training reward")
+    ax.set(xlabel="PPO update", ylabel="episode reward (F1 or success rate)", title="Training reward")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     fig.tight_layout()
@@ -106,6 +112,12 @@ def _html_table(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _score(row: dict[str, Any]) -> str:
+    if "success" in row:
+        return f"{'won' if row['success'] else 'lost'} in {row['steps']} steps"
+    return f"F1 {row['f1']:.2f}"
+
+
 def build_report(dataset: str, artifacts: Path, out_dir: Path) -> Path:
     """Write report.md, report.html and the PNGs under `out_dir`; returns the HTML path."""
     eval_dir, train_dir, evolve_dir = (artifacts / kind / dataset for kind in ("eval", "train", "evolve"))
@@ -136,11 +148,11 @@ def build_report(dataset: str, artifacts: Path, out_dir: Path) -> Path:
         shown = examples(eval_dir)
         if shown:
             md = "\n\n".join(f"**Q:** {e['question']}  \n**gold:** {' | '.join(e['gold'])}  \n**predicted:** "
-                             f"{e['prediction']} (F1 {e['f1']:.2f})  \n**memories used:** "
+                             f"{e['prediction']} ({_score(e)})  \n**memories used:** "
                              + "; ".join(e["retrieved"][:5]) for e in shown)
             page = "".join(f"<div class='ex'><p><b>Q:</b> {html.escape(e['question'])}<br><b>gold:</b> "
                            f"{html.escape(' | '.join(e['gold']))}<br><b>predicted:</b> "
-                           f"{html.escape(e['prediction'])} (F1 {e['f1']:.2f})</p><ul>"
+                           f"{html.escape(e['prediction'])} ({_score(e)})</p><ul>"
                            + "".join(f"<li>{html.escape(m)}</li>" for m in e["retrieved"][:5]) + "</ul></div>"
                            for e in shown)
             sections.append(("Examples (memskill)", md, page))
@@ -169,17 +181,18 @@ def load_eval(reference: str, tracking_uri: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for name, value in metrics.items():
         method, _, metric = name.partition(".")
-        if metric in ("f1", "em", "judge"):
+        if metric in ("f1", "em", "judge", "success", "steps"):
             out.setdefault(method, {})[metric] = value
     return out
 
 
 def compare(run_a: str, run_b: str, tracking_uri: str) -> str:
-    """A Markdown table of two eval runs' F1/EM/judge per method and the difference."""
+    """A Markdown table of two eval runs' metrics (F1/EM/judge or success/steps) per method and the difference."""
     a, b = load_eval(run_a, tracking_uri), load_eval(run_b, tracking_uri)
     rows = []
     for method in sorted(set(a) | set(b)):
-        for metric in ("f1", "em", "judge"):
+        present = {m for r in (a.get(method, {}), b.get(method, {})) for m in r}
+        for metric in [m for m in ("f1", "em", "judge", "success", "steps") if m in present]:
             va, vb = a.get(method, {}).get(metric), b.get(method, {}).get(metric)
             delta = f"{vb - va:+.3f}" if va is not None and vb is not None else "-"
             rows.append([method, metric, _fmt(va), _fmt(vb), delta])

@@ -93,7 +93,7 @@ def train_steps(history: list[dict[str, Any]]) -> Steps:
 def eval_steps(summary: dict[str, Any]) -> Steps:
     metrics: dict[str, float] = {}
     for method, result in summary["methods"].items():
-        for name in ("f1", "em", "judge"):
+        for name in ("f1", "em", "judge", "success", "steps"):
             if result["overall"].get(name) is not None:
                 metrics[f"{method}.{name}"] = result["overall"][name]
             for category, block in result["per_category"].items():

@@ -34,9 +34,14 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, client
         raise DataError("no training questions in the prepared data", file=str(prepared_dir / "queries.jsonl"))
     cache = SpanCache.load(cache_dir)
     t = settings.train
+    player = None
+    if any(q.game for q in train_queries):  # ALFWorld: batch B games are played with batch A's memory
+        from memskill_cli.embodied.play import GamePlayer
+
+        player = GamePlayer(settings.alfworld, prepared_dir, clients["answerer"])
     env = MemoryEnvironment(train_queries, cache, Executor(clients["executor"], settings.memory.exec_memory_top_k),
                             clients["answerer"], encoder, prepared_dir.name, settings.eval.mem_top_k_eval,
-                            t.queries_per_trace, settings.seed, t.fusion, t.shaping_penalty)
+                            t.queries_per_trace, settings.seed, t.fusion, t.shaping_penalty, player)
     bank = SkillBank.load(Path(settings.memory.skill_bank)) if settings.memory.skill_bank else SkillBank.seed()
     return Trainer(env, bank, encoder.encode,
                    TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
@@ -48,9 +53,9 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, client
 
 
 def hard_case(case: dict[str, Any], trace_id: str) -> dict[str, Any]:
-    """An episode's scored query in the hard-case buffer's shape."""
+    """An episode's scored query in the hard-case buffer's shape (histories from before `score` carry `f1`)."""
     keys = ("query_id", "question", "gold", "category", "evidence", "prediction", "retrieved")
-    return {**{k: case[k] for k in keys}, "trace_id": trace_id, "score": case["f1"]}
+    return {**{k: case.get(k, []) for k in keys}, "trace_id": trace_id, "score": case.get("score", case.get("f1"))}
 
 
 EvolveHook = Callable[[SkillBank, HardCaseBuffer], SkillBank]

@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 from typer.testing import CliRunner
 
@@ -13,13 +11,6 @@ def test_help_lists_every_subcommand():
     assert result.exit_code == 0
     for name in ("prepare", "build-cache", "train", "evolve", "eval", "report", "models"):
         assert name in result.output
-
-
-def test_unbuilt_command_says_so_and_fails(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "memskill_cli.cli.app", "prepare", "alfworld"],
-                            capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 1
-    assert "comes with the ALFWorld issue" in result.stderr and not (tmp_path / "data").exists()
 
 
 def test_models_list(tmp_path, monkeypatch):

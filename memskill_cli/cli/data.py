@@ -13,7 +13,8 @@ from memskill_cli.cli.state import state
 def prepare(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="sample | locomo | longmemeval | hotpotqa | alfworld"),
-    source: Path | None = typer.Option(None, help="Official source file (default: per dataset under data/)."),
+    source: Path | None = typer.Option(None, help="Official source file (default: per dataset under data/); "
+                                       "alfworld: the official games folder (default: generate games)."),
     splits_file: Path | None = typer.Option(None, help="LongMemEval: the MemSkill splits file."),
     num_docs: list[int] | None = typer.Option(None, help="HotpotQA: documents per question (repeatable)."),
     seed: int | None = typer.Option(None, help="HotpotQA: seed for distractors and shuffling."),
@@ -22,7 +23,8 @@ def prepare(
     """Normalise an official dataset into data/prepared/<dataset>/ (traces, queries, manifest).
 
     Examples: memskill prepare sample; memskill prepare locomo --source locomo10.json;
-    memskill prepare hotpotqa --source hotpot_dev_distractor_v1.json --num-docs 50 --num-docs 100
+    memskill prepare hotpotqa --source hotpot_dev_distractor_v1.json --num-docs 50 --num-docs 100;
+    memskill prepare alfworld (generates games and runs the planner expert; needs the `alfworld` extra)
     """
     from stages.prepare import prepare as run
 
@@ -35,7 +37,7 @@ def prepare(
     from stages.tracking import record_stage
 
     out_root = out or Path(settings.paths.data_dir) / "prepared"
-    for result in run(dataset, settings.prepare, out_root):
+    for result in run(dataset, settings.prepare, out_root, settings.alfworld, settings.seed):
         m = result.manifest
         counts = {f"traces.{split}": n for split, n in m["traces_per_split"].items()}
         counts.update({f"queries.{split}.{category}": n for split, cats in m["queries_per_split_and_category"].items()
@@ -50,7 +52,8 @@ def prepare(
 def build_cache(
     ctx: typer.Context,
     dataset: str | None = typer.Argument(None, help="Prepared dataset name (default: params `dataset`)."),
-    mode: str | None = typer.Option(None, help="Span mode: turn | turn-pair | full-session | fixed-length."),
+    mode: str | None = typer.Option(
+        None, help="Span mode: turn | turn-pair | full-session | fixed-length | trajectory."),
     max_tokens: int | None = typer.Option(None, help="Token budget of fixed-length spans."),
     overlap: int | None = typer.Option(None, help="Overlap tokens between fixed-length spans."),
 ) -> None:

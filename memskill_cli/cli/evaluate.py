@@ -60,12 +60,15 @@ def evaluate(
 
     record_stage(settings, "eval", name, eval_steps(summary), ledger.to_dict(),
                  [out_dir / "metrics.json", out_dir / "runs"])
+    from stages.evaluate import metric_names
+
+    names = metric_names(summary)
     table = Table(title=f"{name} / {settings.eval.split}")
-    for column in ("method", "n", "F1", "EM", "judge", "executor calls", "tokens"):
+    for column in ("method", "n", *names, "executor calls", "tokens"):
         table.add_column(column)
     for method_name, result in summary["methods"].items():
         overall, cost = result["overall"], result["cost"]
-        table.add_row(method_name, str(overall["n"]), _fmt(overall["f1"]), _fmt(overall["em"]), _fmt(overall["judge"]),
+        table.add_row(method_name, str(overall["n"]), *(_fmt(overall.get(n)) for n in names),
                       str(cost.get("executor_calls", 0)),
                       str(cost.get("prompt_tokens", 0) + cost.get("completion_tokens", 0)))
     console.print(table)

@@ -51,6 +51,7 @@ class Query(Record):
     split: str
     question_date: str | None = None
     abstention: bool = False
+    game: str | None = None   # embodied queries: the game file to play (relative to the prepared dir)
 
 
 def load_records(path: Path, model: type[Record]) -> list:

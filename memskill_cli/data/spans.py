@@ -1,7 +1,8 @@
 """Cut a trace into spans, the unit the controller selects skills for and the executor reads.
 
-Modes (from the paper): `turn`, `turn-pair`, `full-session`, and `fixed-length` (a token budget with
-overlap; whole turns are packed, a single over-long turn is split). The session date heads each span.
+Modes (from the paper): `turn`, `turn-pair`, `full-session`, `fixed-length` (a token budget with
+overlap; whole turns are packed, a single over-long turn is split), and `trajectory` (whole sessions,
+i.e. whole embodied trajectories, packed up to the budget and never cut). The session date heads each span.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def make_spans(trace: Trace, settings: SpanSettings, counter: TokenCounter | Non
         ]
     elif settings.mode == "full-session":
         groups = [[u for u in units if u.session is s] for s in trace.sessions]
+    elif settings.mode == "trajectory":
+        groups = _pack_sessions(trace.sessions, units, settings.max_tokens, counter)
     else:
         groups = _pack(units, settings.max_tokens, settings.overlap, counter)
     spans = []
@@ -108,6 +111,25 @@ def _pack(units: list[_Unit], budget: int, overlap: int, counter: TokenCounter) 
         current.append(piece)
         fresh += 1
     if current and fresh:
+        groups.append(current)
+    return groups
+
+
+def _pack_sessions(sessions: list[Session], units: list[_Unit], budget: int,
+                   counter: TokenCounter) -> list[list[_Unit]]:
+    """Whole sessions packed greedily up to `budget` tokens; a session over the budget is a span of its own."""
+    groups: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    used = 0
+    for session in sessions:
+        own = [u for u in units if u.session is session]
+        size = counter.count(render(own)) + 1   # each session counted once; +1 for the joining newline
+        if current and used + size > budget:
+            groups.append(current)
+            current, used = [], 0
+        current += own
+        used += size
+    if current:
         groups.append(current)
     return groups
 
