@@ -9,11 +9,10 @@ is the file to play: batch B of the training games (split `train`), games in tra
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from memskill_cli.config import AlfworldSettings
+from memskill_cli.config import AlfworldSettings, GamesPerTask
 from memskill_cli.data.schema import Query, Session, Trace, Turn
 from memskill_cli.embodied import games
 from memskill_cli.embodied.actor import expert_policy
@@ -39,6 +38,13 @@ def trace_id(task_type: str) -> str:
     return f"alfworld-{task_type}"
 
 
+def _role(split: str, n: int, counts: GamesPerTask) -> str:
+    """The n-th game of a task type in a split: batch A (memory) or B (train) of train, else eval."""
+    if split != "train":
+        return "eval"
+    return "memory" if n <= counts.memory else "train"
+
+
 def generated_games(settings: AlfworldSettings, seed: int, workdir: Path) -> list[GameEntry]:
     """Write the generated games under `workdir/games/<split>/<game_id>/`."""
     counts = settings.games_per_task
@@ -50,10 +56,9 @@ def generated_games(settings: AlfworldSettings, seed: int, workdir: Path) -> lis
         chosen: dict[str, int] = {}
         for spec in games.generate_split(split, per_task, seed):
             n = chosen[spec.task_type] = chosen.get(spec.task_type, 0) + 1
-            role = ("memory" if n <= counts.memory else "train") if split == "train" else "eval"
             path = games.write_game(spec, workdir / "games")
             entries.append(GameEntry(spec.game_id, path, path.relative_to(workdir).as_posix(), split,
-                                     spec.task_type, role))
+                                     spec.task_type, _role(split, n, counts)))
     return entries
 
 
@@ -70,19 +75,17 @@ def official_games(root: Path, settings: AlfworldSettings) -> list[GameEntry]:
             n = taken[task_type] = taken.get(task_type, 0) + 1
             if n > limit:
                 continue
-            role = ("memory" if n <= counts.memory else "train") if split == "train" else "eval"
             game_id = f"{split}-{path.parent.parent.name}-{path.parent.name}"
-            entries.append(GameEntry(game_id, path, str(path.resolve()), split, task_type, role))
+            entries.append(GameEntry(game_id, path, str(path.resolve()), split, task_type, _role(split, n, counts)))
     if not entries:
         raise DataError("no ALFWorld game files found (expected train/, valid_seen/, valid_unseen/ with "
                         f"<task>-*/trial_*/{games.GAME_FILE})", file=str(root))
     return entries
 
 
-def run_expert(entries: list[GameEntry], workers: int, max_steps: int,
-               on_done: Callable[[Episode], None] | None = None) -> list[Episode]:
+def run_expert(entries: list[GameEntry], workers: int, max_steps: int) -> list[Episode]:
     with GamePool(workers, expert=True) as pool:
-        return pool.play([GameTask(e.game_id, str(e.path)) for e in entries], expert_policy, max_steps, on_done)
+        return pool.play([GameTask(e.game_id, str(e.path)) for e in entries], expert_policy, max_steps)
 
 
 def trajectory_session(episode: Episode) -> Session:
@@ -119,11 +122,11 @@ def to_prepared(entries: list[GameEntry], episodes: list[Episode]) -> tuple[list
                                                         max(1, sum(e.won for e in episodes)), 2)}
 
 
-def load(source: Path | None, settings: AlfworldSettings, seed: int, workdir: Path,
-         on_done: Callable[[Episode], None] | None = None) -> tuple[list[Trace], list[Query], dict]:
+def load(source: Path | None, settings: AlfworldSettings, seed: int,
+         workdir: Path) -> tuple[list[Trace], list[Query], dict]:
     """Generate (or find) the games, run the expert on all of them, and build traces and queries."""
     entries = official_games(source, settings) if source else generated_games(settings, seed, workdir)
-    episodes = run_expert(entries, settings.workers, settings.max_steps, on_done)
+    episodes = run_expert(entries, settings.workers, settings.max_steps)
     traces, queries, info = to_prepared(entries, episodes)
     info["source"] = str(source) if source else "generated"
     info["games_per_task"] = json.loads(settings.games_per_task.model_dump_json())

@@ -60,18 +60,16 @@ def render(units: list[_Unit]) -> str:
 
 def make_spans(trace: Trace, settings: SpanSettings, counter: TokenCounter | None = None) -> list[Span]:
     counter = counter or TokenCounter(settings.tokenizer)
-    units = [_Unit(s, t.turn_id, render_turn(t)) for s in trace.sessions for t in s.turns]
+    by_session = [[_Unit(s, t.turn_id, render_turn(t)) for t in s.turns] for s in trace.sessions]
+    units = [u for session_units in by_session for u in session_units]
     if settings.mode == "turn":
         groups = [[u] for u in units]
     elif settings.mode == "turn-pair":
-        groups = [
-            [u for u in units if u.session is s][i:i + 2]
-            for s in trace.sessions for i in range(0, len(s.turns), 2)
-        ]
+        groups = [own[i:i + 2] for own in by_session for i in range(0, len(own), 2)]
     elif settings.mode == "full-session":
-        groups = [[u for u in units if u.session is s] for s in trace.sessions]
+        groups = by_session
     elif settings.mode == "trajectory":
-        groups = _pack_sessions(trace.sessions, units, settings.max_tokens, counter)
+        groups = _pack_sessions(by_session, settings.max_tokens, counter)
     else:
         groups = _pack(units, settings.max_tokens, settings.overlap, counter)
     spans = []
@@ -115,14 +113,12 @@ def _pack(units: list[_Unit], budget: int, overlap: int, counter: TokenCounter) 
     return groups
 
 
-def _pack_sessions(sessions: list[Session], units: list[_Unit], budget: int,
-                   counter: TokenCounter) -> list[list[_Unit]]:
+def _pack_sessions(by_session: list[list[_Unit]], budget: int, counter: TokenCounter) -> list[list[_Unit]]:
     """Whole sessions packed greedily up to `budget` tokens; a session over the budget is a span of its own."""
     groups: list[list[_Unit]] = []
     current: list[_Unit] = []
     used = 0
-    for session in sessions:
-        own = [u for u in units if u.session is session]
+    for own in by_session:
         size = counter.count(render(own)) + 1   # each session counted once; +1 for the joining newline
         if current and used + size > budget:
             groups.append(current)

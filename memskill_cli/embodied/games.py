@@ -72,7 +72,8 @@ class GameSpec:
 
 
 @cache
-def _alfred() -> tuple[object, object, Path, Path, Path]:
+def _alfred() -> tuple[object, object, Path, str, str]:
+    """ALFRED's tables, goal library and floor plans, and the PDDL domain and grammar texts (read once)."""
     requirement()
     import alfworld
     import alfworld.gen.constants as constants
@@ -80,7 +81,7 @@ def _alfred() -> tuple[object, object, Path, Path, Path]:
     import alfworld.info
 
     return (constants, goals, Path(alfworld.__file__).parent / "gen" / "layouts",
-            Path(alfworld.info.ALFRED_PDDL_PATH), Path(alfworld.info.ALFRED_TWL2_PATH))
+            Path(alfworld.info.ALFRED_PDDL_PATH).read_text(), Path(alfworld.info.ALFRED_TWL2_PATH).read_text())
 
 
 def scenes(split: str) -> list[int]:
@@ -212,8 +213,8 @@ def _problem(room: Room, placed: list[tuple[str, str, Receptacle]], goal: str, c
 def game_json(spec: GameSpec) -> dict[str, object]:
     """The `.tw-pddl` document: domain, grammar with the task text, problem."""
     _, _, _, domain, grammar = _alfred()
-    task_grammar = grammar.read_text().replace("UNKNOWN GOAL", spec.objective)
-    return {"pddl_domain": domain.read_text(), "grammar": task_grammar, "pddl_problem": spec.problem,
+    task_grammar = grammar.replace("UNKNOWN GOAL", spec.objective)
+    return {"pddl_domain": domain, "grammar": task_grammar, "pddl_problem": spec.problem,
             "solvable": True}
 
 

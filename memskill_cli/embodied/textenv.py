@@ -46,11 +46,6 @@ class Episode:
     transcript: list[tuple[str, str]]
     inadmissible: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"game_id": self.game_id, "objective": self.objective, "won": self.won, "steps": self.steps,
-                "actions": self.actions, "first_observation": self.first_observation,
-                "transcript": [list(t) for t in self.transcript], "inadmissible": self.inadmissible}
-
 
 @dataclass(frozen=True)
 class GameTask:
@@ -115,7 +110,6 @@ class GamePool:
     def __init__(self, workers: int, expert: bool = False) -> None:
         requirement()
         context = mp.get_context("spawn")
-        self.expert = expert
         self._conns: list[Connection] = []
         self._procs = []
         for _ in range(max(1, workers)):
