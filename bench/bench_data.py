@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, SpanSettings
-from stages.build_cache import build_cache
-from stages.prepare import prepare
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared/data/locomo/locomo10_trainval.json"
 

@@ -16,13 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memskill_cli.config import EmbeddingSettings, LLMRoleSettings, PrepareSettings, SpanSettings
 from memskill_cli.construction import build_trace_memory
+from memskill_cli.data.cache import SpanCache, build_cache
+from memskill_cli.data.prepare import prepare
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
 from memskill_cli.selectors import AllSkills
 from memskill_cli.skills import SkillBank
-from stages.build_cache import SpanCache, build_cache
-from stages.prepare import prepare
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared/data/locomo/locomo10_trainval.json"
 

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from memskill_cli.fileio import atomic_dir, read_json, write_json
+from memskill_cli.controller import ControllerConfig, SkillController
+from memskill_cli.errors import DataError
+from memskill_cli.fileio import atomic_dir, read_json, sha256_file, write_json
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -49,3 +51,15 @@ def load_checkpoint(directory: Path, model: torch.nn.Module,
         }
         optimizer.load_state_dict({"state": state, "param_groups": layout["param_groups"]})
     return read_json(directory / "state.json")
+
+
+def load_controller(directory: Path) -> tuple[SkillController, str]:
+    """A trained controller for selection (eval mode) and its identity: the hash of its weights."""
+    weights = directory / "controller.safetensors"
+    if not (directory / "state.json").exists() or not weights.exists():
+        raise DataError("not a controller checkpoint (needs state.json and controller.safetensors)",
+                        file=str(directory))
+    controller = SkillController(ControllerConfig(**read_json(directory / "state.json")["controller"]))
+    load_checkpoint(directory, controller)
+    controller.eval()
+    return controller, sha256_file(weights)[:16]

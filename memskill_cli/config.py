@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextvars
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +24,16 @@ from memskill_cli.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
 _params_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("params_file", default=None)
+
+
+# Old setting names (section, key) -> new ones; accepted with a warning until the next release.
+RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("memory", "top_k"): ("train", "skills_per_span"),
+    ("eval", "top_k"): ("eval", "skills_per_span"),
+    ("memory", "exec_memory_top_k"): ("memory", "memories_shown_to_executor"),
+    ("eval", "mem_top_k_eval"): ("eval", "memories_per_question"),
+    ("evolve", "budget"): ("evolve", "max_cases_shown"),
+}
 
 
 class Section(BaseModel):
@@ -90,8 +101,8 @@ class MemorySettings(Section):
     skill_bank: str | None = Field(None, description="Skill bank YAML; default: the seed bank.")
     selector: Literal["similarity", "all", "random"] = Field(
         "similarity", description="Skill selector when no trained controller is given.")
-    top_k: int = Field(3, ge=1, description="Skills selected per span while building memories.")
-    exec_memory_top_k: int = Field(10, ge=0, description="Related memories shown to the executor.")
+    memories_shown_to_executor: int = Field(
+        10, ge=0, description="Related memories retrieved for a span and shown to the executor (by number).")
     workers: int = Field(1, ge=1, description="Traces built in parallel (spans stay sequential).")
     controller: str | None = Field(None, description="Trained controller checkpoint; else `selector` is used.")
     cache_dir: str = Field(".cache/memories", description="Built memories, keyed by all that shapes them.")
@@ -100,8 +111,8 @@ class MemorySettings(Section):
 class EvalSettings(Section):
     split: str = Field("test", description="Which split's traces and queries to evaluate.")
     methods: list[str] = Field(default_factory=lambda: ["memskill", "no-memory", "static-primitives"])
-    top_k: int = Field(7, ge=1, description="Skills selected per span at evaluation.")
-    mem_top_k_eval: int = Field(20, ge=1, description="Memories retrieved to answer a question.")
+    skills_per_span: int = Field(7, ge=1, description="Skills the selector picks per span at evaluation.")
+    memories_per_question: int = Field(20, ge=1, description="Memories retrieved to answer a question.")
     judge: bool = Field(True, description="Also score answers with the LLM judge.")
     full_context_tokens: int = Field(6000, ge=256, description="History budget of the full-context baseline.")
     exclude_categories: list[str] = Field(default_factory=lambda: ["adversarial"])
@@ -125,6 +136,7 @@ class PPOSettings(Section):
 class TrainSettings(Section):
     updates: int = Field(10, ge=1, description="PPO updates in all (a resumed run continues to this number).")
     episodes_per_update: int = Field(4, ge=1, description="Training traces per batch.")
+    skills_per_span: int = Field(3, ge=1, description="Skills the controller picks per span in training episodes.")
     queries_per_trace: int | None = Field(8, ge=1, description="Training queries answered per episode reward.")
     workers: int = Field(1, ge=1, description="Episodes run in parallel.")
     new_skill_floor: float = Field(0.3, ge=0, lt=1, description="Probability floor of new/refined skills.")
@@ -148,7 +160,7 @@ class EvolveSettings(Section):
     expiry_steps: int = Field(50, ge=1, description="Cases older than this many training updates expire.")
     clusters: int = Field(4, ge=1, description="KMeans clusters of hard-case questions.")
     per_cluster: int = Field(2, ge=1, description="Representatives per cluster.")
-    budget: int = Field(6, ge=1, description="Most cases shown to the designer.")
+    max_cases_shown: int = Field(6, ge=1, description="Most hard cases shown to the designer per cycle.")
 
 
 class GamesPerTask(Section):
@@ -198,6 +210,26 @@ class Settings(BaseSettings):
     evolve: EvolveSettings = Field(default_factory=EvolveSettings)
     alfworld: AlfworldSettings = Field(default_factory=AlfworldSettings)
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """Old setting names keep working for one release, with a warning naming the new one."""
+        if not isinstance(data, dict):
+            return data
+        for (old_section, old_key), (new_section, new_key) in RENAMED.items():
+            section = data.get(old_section)
+            if not isinstance(section, dict) or old_key not in section:
+                continue
+            section = dict(section)
+            value = section.pop(old_key)
+            data = {**data, old_section: section}
+            warnings.warn(f"setting {old_section}.{old_key} is renamed {new_section}.{new_key}; the old name "
+                          "stops working in the next release", FutureWarning, stacklevel=2)
+            target = dict(data.get(new_section) or {})
+            target.setdefault(new_key, value)
+            data[new_section] = target
+        return data
 
     @classmethod
     def settings_customise_sources(

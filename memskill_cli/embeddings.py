@@ -7,6 +7,7 @@ the local Hugging Face cache or a local folder; nothing is ever downloaded at ru
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -22,6 +23,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 Kind = Literal["query", "passage"]
+#: How a text longer than the encoder's window is embedded (part of cache keys: change it, caches rebuild).
+LONG_TEXT_POOLING = "mean-of-window-chunks-v1"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 # name -> (query encoder, context encoder, pooling)
@@ -77,13 +80,34 @@ class Encoder:
     def dim(self) -> int:
         return int(self.encode(["dimension probe"]).shape[1])
 
+    @property
+    def window(self) -> int:
+        """Tokens the model reads at once (special tokens included)."""
+        return int(self._backend.window)
+
+    def chunks(self, text: str) -> list[str]:
+        """`text` cut at token boundaries into pieces that each fit the window (one piece if it fits)."""
+        room = self.window - 2  # [CLS] and [SEP]
+        encoded = self._backend.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        if len(offsets) <= room:
+            return [text]
+        return [text[offsets[i][0]:offsets[min(i + room, len(offsets)) - 1][1]] for i in range(0, len(offsets), room)]
+
     def encode(self, texts: list[str], kind: Kind = "passage") -> np.ndarray:
+        """One L2-normalised row per text. A text longer than the window is embedded whole: the mean of its
+        window-sized chunks' embeddings, so its end counts as much as its beginning."""
         if not texts:
             return np.zeros((0, self._backend.dim), dtype=np.float32)
         with self._lock:
-            out = [self._backend.encode(texts[i:i + self.batch_size], kind)
-                   for i in range(0, len(texts), self.batch_size)]
-        return _normalise(np.concatenate(out, axis=0))
+            pieces = [self.chunks(text) for text in texts]
+            flat = [piece for group in pieces for piece in group]
+            out = _normalise(np.concatenate([self._backend.encode(flat[i:i + self.batch_size], kind)
+                                             for i in range(0, len(flat), self.batch_size)], axis=0))
+        if len(flat) == len(texts):
+            return out
+        bounds = np.cumsum([0, *(len(group) for group in pieces)])
+        return _normalise(np.stack([out[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)]))
 
 
 class _SentenceTransformerBackend:
@@ -91,6 +115,7 @@ class _SentenceTransformerBackend:
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.tokenizer, self.window = self.model.tokenizer, int(self.model.max_seq_length)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension() or 0)
 
@@ -115,12 +140,13 @@ class _HFBackend:
         except (OSError, ValueError):
             raise _missing_weights(query_name) from None
         self.dim = int(self.query_model.config.hidden_size)
+        self.window = min(512, int(getattr(self.tokenizer, "model_max_length", 512)))
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         import torch
 
         model = self.query_model if kind == "query" else self.context_model
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.window, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.inference_mode():
             out = model(**batch)

@@ -16,6 +16,7 @@ import numpy as np
 from memskill_cli.answering import answer_request, clean_answer
 from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.controller import Fusion, make_state
+from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Query
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
@@ -23,7 +24,6 @@ from memskill_cli.llm import LLMClient
 from memskill_cli.metrics import best_over_golds
 from memskill_cli.skills import Skill, SkillBank
 from memskill_cli.training import Act, EpisodeResult
-from stages.build_cache import SpanCache
 
 
 class _ActSelector:

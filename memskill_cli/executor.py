@@ -12,6 +12,7 @@ from typing import Any
 
 from memskill_cli.data.spans import Span
 from memskill_cli.errors import SchemaError
+from memskill_cli.fileio import stable_hash
 from memskill_cli.llm import ChatRequest, LLMClient, parse_json
 from memskill_cli.memory import MemoryBank, MemoryItem
 from memskill_cli.skills import ACTIONS, Skill
@@ -21,6 +22,19 @@ SYSTEM = (
     "apply the given memory skills, and output memory operations as JSON. Memories are short, "
     "self-contained facts that name who they are about."
 )
+USER_TEMPLATE = (
+    "Skills to apply:\n{skills}\n\n"
+    "Allowed actions: {allowed}\n\n"
+    "Related memories (refer to them by number):\n{memories}\n\n"
+    "New span:\n{span}\n\n"
+    "Answer with JSON {{\"operations\": [...]}}, each operation one of:\n{formats}"
+)
+OPERATION_FORMATS = {
+    "INSERT": '{"action": "INSERT", "content": "<new fact, naming the person and the date>"}',
+    "UPDATE": '{"action": "UPDATE", "ref": <memory number>, "content": "<corrected full fact>"}',
+    "DELETE": '{"action": "DELETE", "ref": <memory number>}',
+    "NOOP": '{"action": "NOOP"}',
+}
 MAX_OPERATIONS = 12
 MAX_CONTENT_CHARS = 600
 
@@ -65,20 +79,8 @@ def render_prompt(span: Span, memories: list[MemoryItem], skills: list[Skill]) -
     allowed = allowed_actions(skills)
     skill_text = "\n\n".join(f"### {s.name}\n{s.instructions}" for s in skills)
     memory_text = "\n".join(f"[{n}] {m.content}" for n, m in enumerate(memories, start=1)) or "(none yet)"
-    examples = {
-        "INSERT": '{"action": "INSERT", "content": "<new fact, naming the person and the date>"}',
-        "UPDATE": '{"action": "UPDATE", "ref": <memory number>, "content": "<corrected full fact>"}',
-        "DELETE": '{"action": "DELETE", "ref": <memory number>}',
-        "NOOP": '{"action": "NOOP"}',
-    }
-    user = (
-        f"Skills to apply:\n{skill_text}\n\n"
-        f"Allowed actions: {', '.join(allowed)}\n\n"
-        f"Related memories (refer to them by number):\n{memory_text}\n\n"
-        f"New span:\n{span.text}\n\n"
-        "Answer with JSON {\"operations\": [...]}, each operation one of:\n"
-        + "\n".join(examples[a] for a in allowed)
-    )
+    user = USER_TEMPLATE.format(skills=skill_text, allowed=", ".join(allowed), memories=memory_text, span=span.text,
+                                formats="\n".join(OPERATION_FORMATS[a] for a in allowed))
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -87,10 +89,25 @@ def allowed_actions(skills: list[Skill]) -> list[str]:
     return [a for a in ACTIONS if a in allowed]
 
 
+def prompt_hash() -> str:
+    """The prompt text and output schema themselves, so an edited prompt never reuses memories built with the old."""
+    return stable_hash([SYSTEM, USER_TEMPLATE, OPERATION_FORMATS, operations_schema(list(ACTIONS)),
+                        MAX_CONTENT_CHARS])
+
+
 class Executor:
     def __init__(self, client: LLMClient, memory_top_k: int = 10) -> None:
         self.client = client
         self.memory_top_k = memory_top_k
+
+    @property
+    def identity(self) -> str:
+        """What shapes this executor's output: model, output limit, temperature, prompt, memories shown."""
+        return stable_hash({
+            "model": self.client.identity, "prompt": prompt_hash(), "memories_shown": self.memory_top_k,
+            "max_tokens": getattr(self.client, "default_max_tokens", None),
+            "temperature": getattr(self.client, "default_temperature", None),
+        })
 
     def request(self, span: Span, memories: list[MemoryItem], skills: list[Skill]) -> ChatRequest:
         return ChatRequest(render_prompt(span, memories, skills),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -67,6 +68,14 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_csv(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    """A CSV table (for DVC plots); None is written as an empty cell."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(list(header))
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
 
 
 def read_jsonl(path: str | Path) -> list[Any]:

@@ -7,6 +7,7 @@ import string
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from nltk.stem import PorterStemmer
 
@@ -77,8 +78,9 @@ JUDGE_SCHEMA = {
 
 @dataclass
 class Judgement:
-    score: float | None  # None: the judge's output could not be read (counted, left out of means)
+    score: float  # an unreadable judge output scores 0 (and is counted), so it cannot raise the mean
     explanation: str
+    readable: bool = True
 
 
 def judge_request(question: str, golds: list[str], prediction: str) -> ChatRequest:
@@ -99,7 +101,17 @@ def judge(client: LLMClient, items: list[tuple[str, list[str], str]]) -> list[Ju
         try:
             value = parse_json(response.text, JUDGE_SCHEMA)
         except SchemaError as exc:
-            judgements.append(Judgement(None, f"unreadable judge output: {exc}"))
+            judgements.append(Judgement(0.0, f"unreadable judge output: {exc}", readable=False))
             continue
         judgements.append(Judgement(float(value["score"]), str(value["explanation"])))
     return judgements
+
+
+QA_METRICS = ("f1", "em", "judge")
+EMBODIED_METRICS = ("success", "steps")
+
+
+def metric_names(summary: dict[str, Any]) -> tuple[str, ...]:
+    """The headline metrics of an eval summary: F1/EM/judge for questions, success/steps for games."""
+    first = next(iter(summary["methods"].values()), {"overall": {}})["overall"]
+    return EMBODIED_METRICS if "success" in first else QA_METRICS

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+import torch
 
+from memskill_cli.controller import SkillController, make_state
 from memskill_cli.data.spans import Span
 from memskill_cli.fileio import stable_hash
 from memskill_cli.skills import Skill, SkillBank
@@ -65,3 +67,23 @@ class RandomK:
                bank: SkillBank) -> list[Skill]:
         rng = random.Random(f"{self.seed}:{span.span_id}")
         return rng.sample(list(bank.skills), min(self.top_k, len(bank.skills)))
+
+
+class ControllerSelector:
+    """The trained controller as a skill selector: greedy top-K over the bank it is given."""
+
+    def __init__(self, controller: SkillController, encode: Callable[[list[str]], np.ndarray], top_k: int,
+                 identity: str) -> None:
+        self.controller, self.encode, self.top_k = controller, encode, top_k
+        self.identity = f"controller-{identity}-top{top_k}"
+        self._skills: dict[str, torch.Tensor] = {}
+
+    def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray,
+               bank: SkillBank) -> list[Skill]:
+        if bank.hash not in self._skills:
+            self._skills[bank.hash] = torch.tensor(self.encode([s.description for s in bank.skills]))
+        state = torch.tensor(make_state(span_vector, memory_vectors, self.controller.config.fusion))[None]
+        with torch.no_grad():
+            actions, *_ = self.controller.get_action_and_value(state, self._skills[bank.hash], self.top_k,
+                                                               greedy=True)
+        return [bank.skills[i] for i in actions[0].tolist()]

@@ -27,9 +27,7 @@ from memskill_cli.controller import (
     SkillController,
     decayed_floor,
     exploration_shift,
-    make_state,
 )
-from memskill_cli.fileio import read_json
 from memskill_cli.ppo import Transition, ppo_update
 from memskill_cli.skills import SkillBank
 
@@ -162,29 +160,3 @@ class Trainer:
         self.set_bank(SkillBank.model_validate(meta["skill_bank"]))
         self.fresh, self.changed_at = set(meta["fresh"]), meta["changed_at"]
         return meta
-
-
-class ControllerSelector:
-    """The trained controller as a skill selector: greedy top-K over the bank it is given."""
-
-    def __init__(self, controller: SkillController, encode: Callable[[list[str]], np.ndarray], top_k: int,
-                 identity: str) -> None:
-        self.controller, self.encode, self.top_k = controller, encode, top_k
-        self.identity = f"controller-{identity}-top{top_k}"
-        self._skills: dict[str, torch.Tensor] = {}
-
-    def select(self, span: Any, span_vector: np.ndarray, memory_vectors: np.ndarray, bank: SkillBank) -> list:
-        if bank.hash not in self._skills:
-            self._skills[bank.hash] = torch.tensor(self.encode([s.description for s in bank.skills]))
-        state = torch.tensor(make_state(span_vector, memory_vectors, self.controller.config.fusion))[None]
-        with torch.no_grad():
-            actions, *_ = self.controller.get_action_and_value(state, self._skills[bank.hash], self.top_k,
-                                                               greedy=True)
-        return [bank.skills[i] for i in actions[0].tolist()]
-
-
-def load_controller(directory: Path) -> tuple[SkillController, dict[str, Any]]:
-    controller = SkillController(ControllerConfig(**read_json(directory / "state.json")["controller"]))
-    meta = load_checkpoint(directory, controller)
-    controller.eval()
-    return controller, meta

@@ -1,199 +1,23 @@
-"""Stage `report`: the pipeline's outputs -> a Markdown file and a static HTML page with PNG plots.
-
-Reads only files the other stages wrote: eval metrics and predictions, the training history, the evolution
-state. `compare` puts two eval runs (output directories or MLflow run ids) side by side.
-"""
+"""Stage `report`: eval, train and evolve outputs -> artifacts/report/<dataset>/ (report.md, report.html, PNGs);
+and the comparison of two eval runs, each an output directory or an MLflow run id."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
-
-from memskill_cli.errors import DataError
-from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, write_text
-
-Table = tuple[list[str], list[list[str]]]
+from memskill_cli.config import Settings
+from memskill_cli.report import RunMetrics, build_report, compare_table, eval_dir_metrics
+from stages.tracking import run_eval_metrics
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+def report(dataset: str, settings: Settings, out_dir: Path) -> Path:
+    return build_report(dataset, Path(settings.paths.artifacts_dir), out_dir)
 
 
-def eval_table(summary: dict[str, Any]) -> Table:
-    """Overall metrics per method, then the headline metric (F1, or success rate) per category."""
-    from stages.evaluate import metric_names
-
-    names = metric_names(summary)
-    headline = names[0]
-    categories = sorted({c for r in summary["methods"].values() for c in r["per_category"]})
-    header = ["method", "n", *(n if n in ("judge", "steps") else n.upper() if n != "success" else "success rate"
-                               for n in names), *(f"{headline} {c}" for c in categories)]
-    rows = [[method, _fmt(r["overall"]["n"]), *(_fmt(r["overall"].get(n)) for n in names),
-             *(_fmt(r["per_category"].get(c, {}).get(headline)) for c in categories)]
-            for method, r in summary["methods"].items()]
-    return header, rows
-
-
-def cost_table(usages: dict[str, dict[str, dict[str, float]]]) -> Table:
-    header = ["stage", "role", "calls", "cache hits", "prompt tokens", "completion tokens", "LLM seconds"]
-    rows = [[stage, role, _fmt(int(u["calls"])), _fmt(int(u["cache_hits"])), _fmt(int(u["prompt_tokens"])),
-             _fmt(int(u["completion_tokens"])), f"{u['latency_s']:.1f}"]
-            for stage, roles in usages.items() for role, u in roles.items()]
-    return header, rows
-
-
-def timeline_table(state: dict[str, Any]) -> Table:
-    header = ["version", "parent", "round", "validation score", "status", "changes"]
-    rows = []
-    for v in state["versions"]:
-        changes = "; ".join(f"{c['op']} {c['skill']}: {c.get('reason', '')}" for c in v["changes"]) or "(seed)"
-        rejected = "; ".join(f"rejected {c.get('op')} {c.get('skill')}: {c['why']}" for c in v["rejected"])
-        rows.append([f"v{v['version']}", _fmt(v["parent"]), _fmt(v["round"]), _fmt(v["score"]), v["status"],
-                     changes + (f" | {rejected}" if rejected else "")])
-    return header, rows
-
-
-def plot_rewards(history: list[dict[str, Any]], path: Path) -> None:
-    updates = [h["update"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(updates, [h["reward_mean"] for h in history], marker="o", label="mean")
-    ax.fill_between(updates, [h["reward_min"] for h in history], [h["reward_max"] for h in history], alpha=0.2,
-                    label="min-max")
-    ax.set(xlabel="PPO update", ylabel="episode reward (F1 or success rate)", title="Training reward")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_skill_usage(history: list[dict[str, Any]], path: Path) -> None:
-    skills = sorted({name for h in history for name in h.get("skill_usage", {})})
-    updates = [h["update"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    bottom = [0.0] * len(history)
-    for skill in skills:
-        counts = [h.get("skill_usage", {}).get(skill, 0) for h in history]
-        ax.bar(updates, counts, bottom=bottom, label=skill)
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    ax.set(xlabel="PPO update", ylabel="selections", title="Skill usage over training")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def examples(eval_dir: Path, method: str = "memskill", count: int = 3) -> list[dict[str, Any]]:
-    path = eval_dir / "runs" / method / "predictions.jsonl"
-    return read_jsonl(path)[:count] if path.exists() else []
-
-
-def _md_table(table: Table) -> str:
-    header, rows = table
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _html_table(table: Table) -> str:
-    header, rows = table
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _score(row: dict[str, Any]) -> str:
-    if "success" in row:
-        return f"{'won' if row['success'] else 'lost'} in {row['steps']} steps"
-    return f"F1 {row['f1']:.2f}"
-
-
-def build_report(dataset: str, artifacts: Path, out_dir: Path) -> Path:
-    """Write report.md, report.html and the PNGs under `out_dir`; returns the HTML path."""
-    eval_dir, train_dir, evolve_dir = (artifacts / kind / dataset for kind in ("eval", "train", "evolve"))
-    if not (eval_dir / "metrics.json").exists():
-        raise DataError("no evaluation to report on; run `memskill eval` first", file=str(eval_dir / "metrics.json"))
-    summary = read_json(eval_dir / "metrics.json")
-    history = read_jsonl(train_dir / "history.jsonl") if (train_dir / "history.jsonl").exists() else []
-    state = read_json(evolve_dir / "state.json") if (evolve_dir / "state.json").exists() else None
-    usages = {"eval": summary.get("llm_usage", {})}
-    if history:
-        usages["train"] = history[-1].get("llm_usage", {})
-    if (evolve_dir / "llm_usage.json").exists():
-        usages["evolve"] = read_json(evolve_dir / "llm_usage.json")
-    sections: list[tuple[str, str, str]] = [  # (title, markdown, html)
-        ("Evaluation", _md_table(eval_table(summary)), _html_table(eval_table(summary)))]
-    with atomic_dir(out_dir) as tmp:
-        if history:
-            plot_rewards(history, tmp / "reward.png")
-            plot_skill_usage(history, tmp / "skill_usage.png")
-            sections.append(("Training", "![reward](reward.png)\n\n![skill usage](skill_usage.png)",
-                             '<img src="reward.png" alt="training reward">'
-                             '<img src="skill_usage.png" alt="skill usage">'))
-        if state:
-            table = timeline_table(state)
-            sections.append(("Skill-bank timeline", _md_table(table), _html_table(table)))
-        cost = cost_table(usages)
-        sections.append(("Cost per stage", _md_table(cost), _html_table(cost)))
-        shown = examples(eval_dir)
-        if shown:
-            md = "\n\n".join(f"**Q:** {e['question']}  \n**gold:** {' | '.join(e['gold'])}  \n**predicted:** "
-                             f"{e['prediction']} ({_score(e)})  \n**memories used:** "
-                             + "; ".join(e["retrieved"][:5]) for e in shown)
-            page = "".join(f"<div class='ex'><p><b>Q:</b> {html.escape(e['question'])}<br><b>gold:</b> "
-                           f"{html.escape(' | '.join(e['gold']))}<br><b>predicted:</b> "
-                           f"{html.escape(e['prediction'])} ({_score(e)})</p><ul>"
-                           + "".join(f"<li>{html.escape(m)}</li>" for m in e["retrieved"][:5]) + "</ul></div>"
-                           for e in shown)
-            sections.append(("Examples (memskill)", md, page))
-        title = f"memskill report: {dataset} ({summary['split']} split)"
-        write_text(tmp / "report.md", f"# {title}\n\n" + "\n\n".join(f"## {t}\n\n{m}" for t, m, _ in sections)
-                   + "\n")
-        style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
-                 "td,th{border:1px solid #ccc;padding:4px 8px;font-size:90%}img{max-width:48%}")
-        write_text(tmp / "report.html",
-                   f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
-                   f"</title><style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-                   + "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, _, h in sections) + "</body></html>\n")
-    return out_dir / "report.html"
-
-
-def load_eval(reference: str, tracking_uri: str) -> dict[str, dict[str, float]]:
-    """An eval run's overall metrics per method: from an output directory, or an MLflow run id."""
+def _load(reference: str, tracking_uri: str) -> RunMetrics:
     path = Path(reference)
-    if path.exists():
-        summary = read_json(path / "metrics.json" if path.is_dir() else path)
-        return {m: {k: v for k, v in r["overall"].items() if isinstance(v, (int, float))}
-                for m, r in summary["methods"].items()}
-    from mlflow.tracking import MlflowClient
-
-    metrics = MlflowClient(tracking_uri=tracking_uri).get_run(reference).data.metrics
-    out: dict[str, dict[str, float]] = {}
-    for name, value in metrics.items():
-        method, _, metric = name.partition(".")
-        if metric in ("f1", "em", "judge", "success", "steps"):
-            out.setdefault(method, {})[metric] = value
-    return out
+    return eval_dir_metrics(path) if path.exists() else run_eval_metrics(reference, tracking_uri)
 
 
 def compare(run_a: str, run_b: str, tracking_uri: str) -> str:
-    """A Markdown table of two eval runs' metrics (F1/EM/judge or success/steps) per method and the difference."""
-    a, b = load_eval(run_a, tracking_uri), load_eval(run_b, tracking_uri)
-    rows = []
-    for method in sorted(set(a) | set(b)):
-        present = {m for r in (a.get(method, {}), b.get(method, {})) for m in r}
-        for metric in [m for m in ("f1", "em", "judge", "success", "steps") if m in present]:
-            va, vb = a.get(method, {}).get(metric), b.get(method, {}).get(metric)
-            delta = f"{vb - va:+.3f}" if va is not None and vb is not None else "-"
-            rows.append([method, metric, _fmt(va), _fmt(vb), delta])
-    return _md_table((["method", "metric", "A", "B", "B - A"], rows))
+    return compare_table(_load(run_a, tracking_uri), _load(run_b, tracking_uri))

@@ -93,15 +93,26 @@ def train_steps(history: list[dict[str, Any]]) -> Steps:
 def eval_steps(summary: dict[str, Any]) -> Steps:
     metrics: dict[str, float] = {}
     for method, result in summary["methods"].items():
-        for name in ("f1", "em", "judge", "success", "steps"):
-            if result["overall"].get(name) is not None:
-                metrics[f"{method}.{name}"] = result["overall"][name]
-            for category, block in result["per_category"].items():
-                if block.get(name) is not None:
-                    metrics[f"{method}.{category}.{name}"] = block[name]
+        for name, value in result["overall"].items():  # every number the summary holds, by its own name
+            metrics[f"{method}.{name}"] = value
+        for category, block in result["per_category"].items():
+            for name, value in block.items():
+                metrics[f"{method}.{category}.{name}"] = value
         for name, value in result.get("cost", {}).items():
             metrics[f"{method}.cost.{name}"] = value
     yield None, metrics
+
+
+def run_eval_metrics(run_id: str, tracking_uri: str) -> dict[str, dict[str, float]]:
+    """An MLflow eval run's overall metrics per method (`<method>.<metric>`)."""
+    from mlflow.tracking import MlflowClient
+
+    out: dict[str, dict[str, float]] = {}
+    for name, value in MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.metrics.items():
+        method, _, metric = name.partition(".")
+        if metric and "." not in metric:  # overall metrics only (per-category ones have two dots)
+            out.setdefault(method, {})[metric] = value
+    return out
 
 
 def evolve_steps(summary: dict[str, Any]) -> Steps:

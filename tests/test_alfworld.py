@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from memskill_cli.components import Components
 from memskill_cli.config import AlfworldSettings, EmbeddingSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.data.schema import Session, Trace, Turn, load_prepared
 from memskill_cli.data.spans import make_spans
@@ -20,12 +21,12 @@ from tests.scripted import ScriptedClient
 
 pytest.importorskip("alfworld", reason="the `alfworld` extra is not installed (pip install -e '.[alfworld]')")
 
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
 from memskill_cli.embodied import games
 from memskill_cli.embodied.actor import expert_policy
 from memskill_cli.embodied.textenv import GamePool, GameTask
-from stages.build_cache import build_cache
-from stages.evaluate import evaluate, load_context
-from stages.prepare import prepare
+from memskill_cli.evaluation import evaluate, load_context
 
 SMALL = AlfworldSettings(games_per_task={"memory": 1, "train": 1, "seen": 1, "unseen": 1})
 
@@ -104,7 +105,8 @@ def _context(prepared, tmp_path, encoder, answerer, **alfworld):
                "judge": RoleClient("judge", ScriptedClient(lambda r: "{}"), ledger=ledger)}
     settings = Settings(eval={"split": "test", "judge": False},
                         alfworld={"workers": 2, "history_steps": 50, **alfworld})
-    return load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "memories")
+    return load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
+                        memory_root=tmp_path / "memories")
 
 
 def test_harness_replaying_the_expert_wins_every_game(prepared, tmp_path, encoder):
@@ -132,7 +134,7 @@ def test_harness_with_inadmissible_commands_fails_after_50_steps(prepared, tmp_p
 
 
 def test_training_pair_protocol_rewards_success_and_buffers_failures(prepared, tmp_path, encoder):
-    from stages.train import make_trainer, train
+    from memskill_cli.learning import make_trainer, train
 
     _, queries = load_prepared(prepared.path)
     plans = {q.question: q.answers[0].split(" > ") for q in queries}
@@ -149,7 +151,7 @@ def test_training_pair_protocol_rewards_success_and_buffers_failures(prepared, t
                "answerer": RoleClient("answerer", ScriptedClient(half_right), ledger=ledger)}
     settings = Settings(train={"updates": 1, "episodes_per_update": 6, "queries_per_trace": 1},
                         alfworld={"workers": 2, "history_steps": 50, "max_steps": 12})
-    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
+    trainer = make_trainer(settings, prepared.path, info.path, Components(encoder, clients, ledger))
     summary = train(settings, trainer, tmp_path / "train", ledger, resume=False)
     episodes = trainer.history[0]["episodes"]   # the batch draws task types with replacement
     played = [e["id"].removeprefix("alfworld-") for e in episodes]

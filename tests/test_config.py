@@ -34,3 +34,17 @@ def test_repository_params_yaml_is_valid():
 
     settings = load_settings(REPO / "params.yaml")
     assert settings.llm.executor.backend == "llamacpp"
+
+
+def test_old_setting_names_keep_working_with_a_warning(tmp_path, monkeypatch):
+    params = tmp_path / "params.yaml"
+    params.write_text("memory:\n  top_k: 2\n  exec_memory_top_k: 4\neval:\n  top_k: 5\n  mem_top_k_eval: 9\n"
+                      "evolve:\n  budget: 3\n")
+    with pytest.warns(FutureWarning, match=r"memory.top_k is renamed train.skills_per_span"):
+        settings = load_settings(params)
+    assert settings.train.skills_per_span == 2 and settings.memory.memories_shown_to_executor == 4
+    assert settings.eval.skills_per_span == 5 and settings.eval.memories_per_question == 9
+    assert settings.evolve.max_cases_shown == 3
+    monkeypatch.setenv("MEMSKILL_EVAL__TOP_K", "6")  # an old name in the environment works too (env beats params.yaml)
+    with pytest.warns(FutureWarning, match=r"eval.top_k is renamed eval.skills_per_span"):
+        assert load_settings(tmp_path / "params.yaml", {"eval.memories_per_question": 11}).eval.skills_per_span == 6

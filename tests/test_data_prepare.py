@@ -7,9 +7,9 @@ import pytest
 
 from memskill_cli.config import PrepareSettings
 from memskill_cli.data.locomo import parse_evidence
+from memskill_cli.data.prepare import prepare
 from memskill_cli.data.schema import load_prepared
 from memskill_cli.errors import DataError
-from stages.prepare import prepare
 from tests.conftest import REPO, shared_file
 
 
@@ -104,6 +104,10 @@ def test_hotpotqa_eval_n_contains_own_supporting_paragraphs(tmp_path):
             assert len(query.evidence) == len(set(item["supporting_facts"]["title"]))
     again = prepare("hotpotqa", PrepareSettings(source=str(source), num_docs=[50], seed=7), tmp_path / "again")
     assert (again[0].path / "traces.jsonl").read_bytes() == (results[0].path / "traces.jsonl").read_bytes()
+    # `hotpotqa-N` (what a DVC stage names as its output) writes exactly that dataset.
+    [one] = prepare("hotpotqa-50", PrepareSettings(source=str(source), seed=7), tmp_path / "one")
+    assert one.name == "hotpotqa-50" and sorted(p.name for p in (tmp_path / "one").iterdir()) == ["hotpotqa-50"]
+    assert (one.path / "traces.jsonl").read_bytes() == (results[0].path / "traces.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize("content, message", [

@@ -24,3 +24,16 @@ def test_batching_gives_the_same_vectors(encoder):
 def test_missing_hf_model_says_how_to_provide_it():
     with pytest.raises(ConfigError, match="not available offline"):
         Encoder("facebook/contriever-not-downloaded")
+
+
+def test_a_text_longer_than_the_window_is_embedded_whole(encoder):
+    head = " ".join(f"Maya talked about her garden and the tomatoes she planted in week {i}." for i in range(40))
+    assert len(encoder.chunks(head)) >= 2  # well past MiniLM's 256-token window
+    vectors = encoder.encode([head + " At the end she said she is moving to Lisbon next year.",
+                              head + " At the end she said her brother plays the violin in an orchestra."])
+    assert vectors[0] @ vectors[1] < 0.999  # the ends differ, so the embeddings differ
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    short = "A short sentence fits in one window."
+    assert encoder.chunks(short) == [short]
+    pieces = encoder.chunks(head)
+    assert "".join(pieces).replace(" ", "") == head.replace(" ", "")  # cut at token boundaries, nothing lost

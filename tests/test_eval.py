@@ -1,17 +1,19 @@
 """`memskill eval`: the harness with a scripted LLM, and end to end with the embedded model."""
 
+import itertools
 import json
 import re
 import subprocess
 
 import pytest
 
+from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.evaluation import EvalContext, evaluate, load_context, make_selector, memory_key
 from memskill_cli.llm import RoleClient, UsageLedger
 from memskill_cli.skills import Skill, SkillBank
-from stages.build_cache import build_cache
-from stages.evaluate import EvalContext, evaluate, load_context, make_selector, memory_key
-from stages.prepare import prepare
 from tests.conftest import REPO, cli_in
 from tests.scripted import ScriptedClient
 
@@ -44,7 +46,8 @@ def context(tmp_path, encoder):
         "judge": RoleClient("judge", ScriptedClient(lambda r: '{"explanation": "ok", "score": 0.5}'), ledger=ledger),
     }
     settings = Settings(eval={"methods": ["memskill", "no-memory"], "split": "validation"})
-    return load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "memories")
+    return load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
+                        memory_root=tmp_path / "memories")
 
 
 def test_harness_writes_predictions_metrics_and_reuses_memories(context: EvalContext, tmp_path):
@@ -77,6 +80,36 @@ def test_memory_cache_key_changes_with_the_skill_bank(context: EvalContext):
     bank2, selector2 = make_selector("memskill", context)
     assert memory_key(context, bank2, selector2) != key
     assert memory_key(context, *make_selector("random-skills", context)) != memory_key(context, bank2, selector2)
+
+
+def test_memory_cache_key_covers_the_executor_limits_and_prompt(context: EvalContext, monkeypatch):
+    from memskill_cli import executor
+
+    bank, selector = make_selector("memskill", context)
+    key = memory_key(context, bank, selector)
+    client = context.clients["executor"]
+    monkeypatch.setattr(client, "default_max_tokens", 999)
+    assert memory_key(context, bank, selector) != key
+    monkeypatch.setattr(client, "default_max_tokens", None)
+    assert memory_key(context, bank, selector) == key
+    monkeypatch.setattr(client, "default_temperature", 0.7)
+    assert memory_key(context, bank, selector) != key
+    monkeypatch.setattr(client, "default_temperature", 0.0)
+    monkeypatch.setattr(executor, "SYSTEM", executor.SYSTEM + " Be brief.")
+    assert memory_key(context, bank, selector) != key
+
+
+def test_metrics_name_the_selector_and_count_unreadable_judgements(context: EvalContext, tmp_path):
+    answers = itertools.cycle(['{"explanation": "ok", "score": 1}', "not json at all"])
+    context.clients["judge"] = RoleClient("judge", ScriptedClient(lambda r: next(answers)), ledger=context.ledger)
+    summary = evaluate(context, ["memskill", "static-primitives", "no-memory"], tmp_path / "out")
+    methods = summary["methods"]
+    assert methods["memskill"]["selector"] == "similarity-top7"   # no controller given: it says so
+    assert methods["static-primitives"]["selector"] == "all"
+    assert methods["static-primitives"]["skill_bank"] == SkillBank.seed().hash
+    assert "selector" not in methods["no-memory"]
+    overall = methods["no-memory"]["overall"]
+    assert overall["judged"] == 10 and overall["judge_unreadable"] == 5 and overall["judge"] == 0.5
 
 
 @pytest.mark.llm

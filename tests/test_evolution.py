@@ -6,15 +6,17 @@ import subprocess
 import numpy as np
 import pytest
 
+from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.evaluation import bank_scorer, load_context
 from memskill_cli.evolution.designer import apply_edits, validate_edits
-from memskill_cli.evolution.hardcases import HardCase, HardCaseBuffer, select_cases
+from memskill_cli.evolution.hardcases import HardCase, HardCaseBuffer, buffer_from_training, select_cases
+from memskill_cli.evolution.loop import evolve
+from memskill_cli.learning import source_turns
 from memskill_cli.llm import RoleClient, UsageLedger
 from memskill_cli.skills import SkillBank
-from stages.build_cache import build_cache
-from stages.evaluate import load_context
-from stages.evolve import buffer_from_run, evolve
-from stages.prepare import prepare
 from tests.conftest import REPO, cli_in
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
@@ -53,11 +55,11 @@ def test_selection_takes_the_hardest_of_each_cluster():
                          for t in texts])
 
     # difficulty = (1 - score) x failures: the third question of each topic failed twice and is the hardest
-    chosen = select_cases(cases, encode, clusters=2, per_cluster=1, budget=10)
+    chosen = select_cases(cases, encode, clusters=2, per_cluster=1, max_cases=10)
     assert sorted(c.question for c in chosen) == ["What is the kitten's name?", "Which country did he visit?"]
-    everything = select_cases(cases, encode, clusters=2, per_cluster=5, budget=20)
+    everything = select_cases(cases, encode, clusters=2, per_cluster=5, max_cases=20)
     assert len(everything) == 6  # the duplicate question was dropped
-    assert len(select_cases(cases, encode, clusters=2, per_cluster=3, budget=4)) == 4
+    assert len(select_cases(cases, encode, clusters=2, per_cluster=3, max_cases=4)) == 4
 
 
 def edit(op, skill, **kw):
@@ -128,12 +130,14 @@ def test_worse_bank_rolls_back_and_the_best_is_exported(tmp_path, encoder):
                "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger)}
     designer = RoleClient("designer", ScriptedClient(designer_script, "designer"), ledger=ledger)
     settings = Settings(eval={"split": "validation", "judge": False}, memory={"selector": "all"})
-    context = load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    context = load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
+                           memory_root=tmp_path / "mem")
     buffer = HardCaseBuffer()
     for i in range(4):
         buffer.add({**case(f"q{i}", 0.0, question=f"Where does person {i} live?", evidence=["S1:1"]),
                     "trace_id": "sample-01"}, step=1)
-    summary = evolve(settings, context, designer, tmp_path / "evolve", SkillBank.seed(), buffer, 3, cycles=1)
+    summary = evolve(settings.evolve, bank_scorer(context), source_turns(context.traces), encoder.encode, designer,
+                     tmp_path / "evolve", SkillBank.seed(), buffer, "run-1", max_changes=3, cycles=1)
     [cycle] = summary["cycles"]
     assert [e["skill"] for e in cycle["accepted"]] == ["forget-everything"]
     assert "already exists" in cycle["rejected"][0]["why"]
@@ -158,7 +162,7 @@ def test_history_cases_feed_the_buffer(tmp_path):
         {"query_id": "q2", "question": "R?", "gold": ["a"], "category": "temporal", "evidence": [], "prediction": "a",
          "retrieved": [], "f1": 1.0}]}]} for u in (1, 2)]
     history.write_text("\n".join(json.dumps(r) for r in rows))
-    buffer = buffer_from_run(tmp_path, Settings())
+    buffer = buffer_from_training(tmp_path, Settings().evolve)
     assert list(buffer.cases) == ["q1"] and buffer.cases["q1"].failures == 2
 
 
@@ -182,3 +186,26 @@ def test_real_evolve_produces_a_valid_bank_version(tmp_path):
     assert all(e.get("why") for e in cycle["rejected"])
     best = SkillBank.load(tmp_path / "artifacts/evolve/sample/best_bank.yaml")  # validates
     assert set(SkillBank.seed().names) <= set(best.names)
+
+
+def test_evolution_state_resumes_only_for_the_same_source_and_keeps_new_cases(tmp_path):
+    from memskill_cli.evolution.snapshots import SnapshotStore
+
+    seed = SkillBank.seed()
+    first = HardCaseBuffer()
+    first.add(case("a", 0.0), step=3)
+    store = SnapshotStore.open(tmp_path, seed, first, source="controller-1")
+    store.record_score(1, 0.4)
+    store.save()
+    # Same training run, later updates: the run resumes and the new failures come in (step restarts never hide them).
+    later = HardCaseBuffer()
+    later.add(case("a", 0.1), step=5)
+    later.add(case("b", 0.0), step=1)
+    resumed = SnapshotStore.open(tmp_path, seed, later, source="controller-1")
+    assert resumed.state.get(1).score == 0.4
+    resumed.merge_cases(later)
+    assert set(resumed.state.buffer.cases) == {"a", "b"} and resumed.state.buffer.cases["a"].step == 5
+    # A retrained controller: the old scores were measured for something that no longer exists.
+    fresh = SnapshotStore.open(tmp_path, seed, later, source="controller-2")
+    assert fresh.state.get(1).score is None and fresh.state.source == "controller-2"
+    assert set(fresh.state.buffer.cases) == {"a", "b"}

@@ -35,4 +35,5 @@ def test_judge_reads_scores_and_survives_unreadable_output():
     client = ScriptedClient(lambda r: next(answers))
     first, second = judge(client, [("Where?", ["Oslo"], "Oslo"), ("Where?", ["Oslo"], "Rome")])
     assert first.score == 1.0 and first.explanation == "same city"
-    assert second.score is None and "unreadable" in second.explanation
+    # An unreadable judge output scores 0 and is flagged, so it cannot raise the judge mean.
+    assert second.score == 0.0 and not second.readable and "unreadable" in second.explanation

@@ -39,6 +39,12 @@ def run(cmd, cwd, env):
     return result.stdout + result.stderr
 
 
+def run_json(cmd, cwd, env):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
 def ran(output):
     return [stage for stage in STAGES if f"Running stage '{stage}'" in output]
 
@@ -78,6 +84,19 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
         params["eval"]["methods"] = ["memskill", "raw-rag"]
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         assert ran(run([f"{bin_dir}/dvc", "repro"], repo, env)) == ["eval", "report"]
+        # Metrics and plots are declared, so DVC reads them.
+        metrics = run_json([f"{bin_dir}/dvc", "metrics", "show", "--json"], repo, env)
+        files = {path for entry in metrics.values() for path in entry.get("data", {})}
+        assert {"artifacts/train/sample/metrics.json", "artifacts/evolve/sample/metrics.json",
+                "artifacts/eval/sample/metrics.json"} <= files
+        plots = run([f"{bin_dir}/dvc", "plots", "show", "--json"], repo, env)
+        assert "training.csv" in plots and "timeline.csv" in plots
+        # Editing code marks exactly the stages that run it: the executor is in train, evolve and eval, not in
+        # prepare, build-cache or report (which reruns only if their outputs change).
+        with (repo / "memskill_cli/executor.py").open("a") as f:
+            f.write("\n# an edit\n")
+        stale = set(run_json([f"{bin_dir}/dvc", "status", "--json"], repo, env))
+        assert stale == {"train", "evolve", "eval"}
     summary = json.loads((repo / "artifacts/eval/sample/metrics.json").read_text())
     assert set(summary["methods"]) == {"memskill", "raw-rag"}
     assert (repo / "artifacts/report/sample/report.html").exists()
@@ -100,7 +119,7 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
 @pytest.mark.llm
 def test_quickstart_pipeline_with_the_embedded_model(tmp_path):
     """The README's main job (`dvc repro` on the embedded defaults), bounded: fewer questions and updates."""
-    repo, _ = make_project(tmp_path, eval={"max_queries": 4, "judge": False}, evolve={"budget": 3})
+    repo, _ = make_project(tmp_path, eval={"max_queries": 4, "judge": False}, evolve={"max_cases_shown": 3})
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "MEMSKILL_PIPELINE_ID": "quickstart", "CI": "1"}
     run(["git", "init", "-q"], repo, env)

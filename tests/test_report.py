@@ -3,14 +3,17 @@
 import json
 from html.parser import HTMLParser
 
+from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.evaluation import bank_scorer, evaluate, load_context
+from memskill_cli.evolution.hardcases import buffer_from_training
+from memskill_cli.evolution.loop import evolve
+from memskill_cli.learning import make_trainer, source_turns, train
 from memskill_cli.llm import RoleClient, UsageLedger
-from stages.build_cache import build_cache
-from stages.evaluate import evaluate, load_context
-from stages.evolve import buffer_from_run, evolve
-from stages.prepare import prepare
-from stages.report import build_report, compare
-from stages.train import make_trainer, train
+from memskill_cli.report import build_report
+from stages.report import compare
 from tests.conftest import REPO
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script
@@ -46,13 +49,15 @@ def test_report_from_a_scripted_pipeline_run(tmp_path, encoder):
                "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
                "judge": RoleClient("judge", ScriptedClient(lambda r: '{"explanation": "", "score": 1}'), ledger=ledger),
                "designer": RoleClient("designer", ScriptedClient(designer_script, "des"), ledger=ledger)}
-    settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3},
-                        memory={"top_k": 2, "selector": "all"}, eval={"split": "validation"})
-    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
+    settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3, "skills_per_span": 2},
+                        memory={"selector": "all"}, eval={"split": "validation"})
+    components = Components(encoder, clients, ledger)
+    trainer = make_trainer(settings, prepared.path, info.path, components)
     train(settings, trainer, artifacts / "train/sample", ledger, resume=False)
-    context = load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
-    buffer = buffer_from_run(artifacts / "train/sample", settings)
-    evolve(settings, context, clients["designer"], artifacts / "evolve/sample", trainer.bank, buffer, 3, 1)
+    context = load_context(settings, prepared.path, info.path, components, memory_root=tmp_path / "mem")
+    buffer = buffer_from_training(artifacts / "train/sample", settings.evolve)
+    evolve(settings.evolve, bank_scorer(context), source_turns(context.traces), encoder.encode, clients["designer"],
+           artifacts / "evolve/sample", trainer.bank, buffer, "run-1", max_changes=3, cycles=1)
     context.skill_bank = trainer.bank
     evaluate(context, ["memskill", "no-memory", "raw-rag"], artifacts / "eval/sample")
 

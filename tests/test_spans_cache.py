@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, SpanSettings
+from memskill_cli.data.cache import SpanCache, build_cache
+from memskill_cli.data.prepare import prepare
 from memskill_cli.data.schema import Session, Trace, Turn
 from memskill_cli.data.spans import make_spans
 from memskill_cli.data.tokens import TokenCounter
-from stages.build_cache import SpanCache, build_cache
-from stages.prepare import prepare
 from tests.conftest import REPO
 
 COUNTER = TokenCounter()

@@ -5,12 +5,13 @@ import subprocess
 
 import pytest
 
+from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.evaluation import evaluate, load_context
+from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import RoleClient, UsageLedger
-from stages.build_cache import build_cache
-from stages.evaluate import evaluate, load_context
-from stages.prepare import prepare
-from stages.train import make_trainer, train
 from tests.conftest import REPO, cli_in
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
@@ -23,9 +24,8 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
     clients = {"executor": RoleClient("executor", ScriptedClient(executor_script, "exec"), ledger=ledger),
                "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
                "judge": RoleClient("judge", ScriptedClient(lambda r: '{"explanation": "", "score": 1}'), ledger=ledger)}
-    settings = Settings(train={"updates": 2, "episodes_per_update": 2, "queries_per_trace": 3},
-                        memory={"top_k": 2})
-    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
+    settings = Settings(train={"updates": 2, "episodes_per_update": 2, "queries_per_trace": 3, "skills_per_span": 2})
+    trainer = make_trainer(settings, prepared.path, info.path, Components(encoder, clients, ledger))
     summary = train(settings, trainer, tmp_path / "train", ledger, resume=False)
     assert summary["updates"] == 2 and 0 < summary["reward_last"] <= 1
     history = [json.loads(line) for line in (tmp_path / "train/history.jsonl").read_text().splitlines()]
@@ -38,13 +38,14 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
     assert state["hard_cases"]["cases"]  # the hard-case buffer is persisted in the checkpoint
     assert state["history"][0]["ppo_seconds"] >= 0 and state["history"][0]["episodes_seconds"] > 0
     # A resumed run with a larger budget continues from update 2 instead of starting over.
-    more = Settings(train={"updates": 3, "episodes_per_update": 2, "queries_per_trace": 3}, memory={"top_k": 2})
-    assert train(more, make_trainer(more, prepared.path, info.path, clients, encoder), tmp_path / "train", ledger,
+    more = Settings(train={"updates": 3, "episodes_per_update": 2, "queries_per_trace": 3, "skills_per_span": 2})
+    components = Components(encoder, clients, ledger)
+    assert train(more, make_trainer(more, prepared.path, info.path, components), tmp_path / "train", ledger,
                  resume=True)["updates"] == 3
     # Evaluation with the trained controller as the selector.
-    eval_settings = Settings(eval={"split": "validation", "judge": False, "top_k": 2},
+    eval_settings = Settings(eval={"split": "validation", "judge": False, "skills_per_span": 2},
                              memory={"controller": str(tmp_path / "train/checkpoint")})
-    context = load_context(eval_settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    context = load_context(eval_settings, prepared.path, info.path, components, memory_root=tmp_path / "mem")
     result = evaluate(context, ["memskill"], tmp_path / "eval")
     assert result["methods"]["memskill"]["overall"]["f1"] > 0
     memories = json.loads((tmp_path / "eval/runs/memskill/memories.json").read_text())
@@ -76,8 +77,8 @@ def test_short_real_train_writes_a_checkpoint(tmp_path):
 
 def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     """An evolution cycle between PPO phases adopts a better bank; its new skill gets the exploration floor."""
-    from stages.evaluate import load_context
-    from stages.train import evolution_hook
+    from memskill_cli.evaluation import load_context
+    from memskill_cli.learning import evolution_hook
 
     def picky_executor(request):  # stores everything only when the new skill is selected
         full = json.loads(executor_script(request))
@@ -98,10 +99,11 @@ def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     clients = {"executor": RoleClient("executor", ScriptedClient(picky_executor, "exec"), ledger=ledger),
                "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
                "designer": RoleClient("designer", ScriptedClient(designer, "des"), ledger=ledger)}
-    settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3, "evolve_every": 1},
-                        memory={"top_k": 2}, eval={"split": "validation", "judge": False})
-    trainer = make_trainer(settings, prepared.path, info.path, clients, encoder)
-    context = load_context(settings, prepared.path, info.path, clients, ledger, encoder, tmp_path / "mem")
+    settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3, "evolve_every": 1,
+                               "skills_per_span": 2}, eval={"split": "validation", "judge": False})
+    components = Components(encoder, clients, ledger)
+    trainer = make_trainer(settings, prepared.path, info.path, components)
+    context = load_context(settings, prepared.path, info.path, components, memory_root=tmp_path / "mem")
     hook = evolution_hook(settings, context, clients["designer"], tmp_path / "train/evolution")
     train(settings, trainer, tmp_path / "train", ledger, resume=False, evolve_hook=hook)
     assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}
@@ -109,3 +111,13 @@ def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     assert "store-all" in [s["name"] for s in state["skill_bank"]["skills"]]
     assert state["history"][0]["skill_bank_after"] == trainer.bank.hash
     assert state["history"][1]["transitions"] > 0  # the second PPO phase ran on the grown bank
+
+
+def test_training_on_hotpotqa_fails_at_once_with_what_to_do_instead(tmp_path):
+    from memskill_cli.errors import ConfigError
+    from stages.train import train as train_stage
+
+    settings = Settings(paths={"data_dir": str(tmp_path / "data"), "artifacts_dir": str(tmp_path / "artifacts")})
+    with pytest.raises(ConfigError, match=r"HotpotQA has no training split.*memskill eval hotpotqa-50"):
+        train_stage("hotpotqa-50", settings, tmp_path / "train", resume=False)
+    assert not (tmp_path / "train").exists() and not (tmp_path / "artifacts").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from memskill_cli import __version__, secrets
-from memskill_cli.cli import data, evaluate, evolve, models, report, train
+from memskill_cli.cli import build_cache, evaluate, evolve, models, prepare, report, skills, train
 from memskill_cli.cli.state import AppState
 from memskill_cli.errors import MemskillError
 
@@ -20,13 +20,13 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(models.app, name="models", rich_help_panel="Setup")
-app.command(rich_help_panel="Pipeline")(data.prepare)
-app.command("build-cache", rich_help_panel="Pipeline")(data.build_cache)
+app.command(rich_help_panel="Pipeline")(prepare.prepare)
+app.command("build-cache", rich_help_panel="Pipeline")(build_cache.build_cache)
 app.command(rich_help_panel="Pipeline")(train.train)
 app.command(rich_help_panel="Pipeline")(evolve.evolve)
 app.command("eval", rich_help_panel="Pipeline")(evaluate.evaluate)
 app.command(rich_help_panel="Pipeline")(report.report)
-app.add_typer(evolve.skills_app, name="skills", rich_help_panel="Inspect")
+app.add_typer(skills.app, name="skills", rich_help_panel="Inspect")
 
 
 @app.callback()

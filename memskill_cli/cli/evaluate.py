@@ -20,7 +20,8 @@ def evaluate(
     split: str | None = typer.Option(None, help="Split to evaluate (default: params eval.split)."),
     skill_bank: Path | None = typer.Option(None, help="Skill bank YAML (default: the seed bank)."),
     controller: Path | None = typer.Option(None, help="Trained controller checkpoint directory."),
-    top_k: int | None = typer.Option(None, help="Skills selected per span."),
+    skills_per_span: int | None = typer.Option(None, "--skills-per-span", "--top-k",
+                                               help="Skills the selector picks per span."),
     workers: int | None = typer.Option(None, help="Traces built in parallel."),
     judge: bool | None = typer.Option(None, "--judge/--no-judge", help="Score with the LLM judge too."),
     max_queries: int | None = typer.Option(None, help="Evaluate at most this many questions."),
@@ -30,46 +31,33 @@ def evaluate(
 
     Examples: memskill eval; memskill eval locomo -m memskill -m raw-rag -m no-memory --split validation
     """
-    from memskill_cli.embeddings import Encoder
-    from memskill_cli.llm import UsageLedger, build_role_clients
-    from stages.build_cache import current_cache
+    from memskill_cli.metrics import metric_names
     from stages.evaluate import evaluate as run
-    from stages.evaluate import load_context
+    from stages.tracking import eval_steps, record_stage
 
     app_state = state(ctx)
     settings = app_state.settings({
         "eval.methods": method or None, "eval.split": split,
         "memory.skill_bank": str(skill_bank) if skill_bank else None,
         "memory.controller": str(controller) if controller else None,
-        "eval.top_k": top_k, "memory.workers": workers, "eval.judge": judge, "eval.max_queries": max_queries,
+        "eval.skills_per_span": skills_per_span, "memory.workers": workers, "eval.judge": judge,
+        "eval.max_queries": max_queries,
     })
     name = dataset or settings.dataset
-    artifacts = Path(settings.paths.artifacts_dir)
-    out_dir = out or artifacts / "eval" / name
-    cache_dir = current_cache(artifacts / "cache", name)
-    ledger = UsageLedger()
+    out_dir = out or Path(settings.paths.artifacts_dir) / "eval" / name
     console = app_state.console
-    with console.status("loading models..."):
-        encoder = Encoder(settings.embedding.model, settings.embedding.batch_size, settings.embedding.device)
-        clients = build_role_clients(settings.llm, ledger, roles=("executor", "answerer", "judge"))
     with progress_sink(console, app_state.quiet) as progress:
-        context = load_context(settings, Path(settings.paths.data_dir) / "prepared" / name, cache_dir, clients,
-                               ledger, encoder, Path(settings.memory.cache_dir) / name, progress)
-        summary = run(context, settings.eval.methods, out_dir)
-    from stages.tracking import eval_steps, record_stage
-
-    record_stage(settings, "eval", name, eval_steps(summary), ledger.to_dict(),
+        summary = run(name, settings, out_dir, progress)
+    record_stage(settings, "eval", name, eval_steps(summary), summary["llm_usage"],
                  [out_dir / "metrics.json", out_dir / "runs"])
-    from stages.evaluate import metric_names
-
     names = metric_names(summary)
     table = Table(title=f"{name} / {settings.eval.split}")
-    for column in ("method", "n", *names, "executor calls", "tokens"):
+    for column in ("method", "selector", "n", *names, "executor calls", "tokens"):
         table.add_column(column)
     for method_name, result in summary["methods"].items():
         overall, cost = result["overall"], result["cost"]
-        table.add_row(method_name, str(overall["n"]), *(_fmt(overall.get(n)) for n in names),
-                      str(cost.get("executor_calls", 0)),
+        table.add_row(method_name, result.get("selector", "-"), str(overall["n"]),
+                      *(_fmt(overall.get(n)) for n in names), str(cost.get("executor_calls", 0)),
                       str(cost.get("prompt_tokens", 0) + cost.get("completion_tokens", 0)))
     console.print(table)
     console.print(f"wrote {out_dir}/metrics.json")

@@ -21,8 +21,8 @@ def report(
 
     Examples: memskill report; memskill report --compare artifacts/eval/old artifacts/eval/sample
     """
-    from stages.report import build_report
     from stages.report import compare as compare_runs
+    from stages.report import report as run
     from stages.tracking import record_stage
 
     settings = state(ctx).settings()
@@ -31,7 +31,7 @@ def report(
         typer.echo(compare_runs(compare[0], compare[1], settings.mlflow.tracking_uri))
         return
     out_dir = out or Path(settings.paths.artifacts_dir) / "report" / name
-    page = build_report(name, Path(settings.paths.artifacts_dir), out_dir)
+    page = run(name, settings, out_dir)
     record_stage(settings, "report", name, artifacts=[out_dir])
     state(ctx).console.print(f"[green]report[/green] {page} and {out_dir / 'report.md'}")
     typer.echo(json.dumps({"html": str(page), "markdown": str(out_dir / "report.md")}))

@@ -25,39 +25,18 @@ def train(
     A checkpoint is written after every update; `--resume` continues a stopped run.
     Example: memskill train --updates 20 --workers 2; memskill train --resume
     """
-    from memskill_cli.embeddings import Encoder
-    from memskill_cli.llm import UsageLedger, build_role_clients
-    from stages.build_cache import current_cache
-    from stages.evaluate import load_context
-    from stages.train import evolution_hook, make_trainer
+    from stages.tracking import record_stage, train_steps
     from stages.train import train as run
 
     app_state = state(ctx)
     settings = app_state.settings({"train.updates": updates, "train.episodes_per_update": episodes_per_update,
                                    "train.workers": workers})
     name = dataset or settings.dataset
-    artifacts = Path(settings.paths.artifacts_dir)
-    out_dir = out or artifacts / "train" / name
-    ledger = UsageLedger()
-    prepared, cache = Path(settings.paths.data_dir) / "prepared" / name, current_cache(artifacts / "cache", name)
-    alternate = settings.train.evolve_every > 0
-    with app_state.console.status("loading models..."):
-        encoder = Encoder(settings.embedding.model, settings.embedding.batch_size, settings.embedding.device)
-        roles = ("executor", "answerer", "designer") if alternate else ("executor", "answerer")
-        clients = build_role_clients(settings.llm, ledger, roles=roles)
-        trainer = make_trainer(settings, prepared, cache, clients, encoder)
+    out_dir = out or Path(settings.paths.artifacts_dir) / "train" / name
     with progress_sink(app_state.console, app_state.quiet) as progress:
-        hook = None
-        if alternate:  # evolution cycles between PPO phases, scored on the validation split
-            scoring = settings.model_copy(update={"eval": settings.eval.model_copy(
-                update={"split": "validation", "judge": False})})
-            context = load_context(scoring, prepared, cache, clients, ledger, encoder,
-                                   Path(settings.memory.cache_dir) / name, progress)
-            hook = evolution_hook(scoring, context, clients["designer"], out_dir / "evolution")
-        summary = run(settings, trainer, out_dir, ledger, resume, progress, hook)
-    from stages.tracking import record_stage, train_steps
-
-    record_stage(settings, "train", name, train_steps(trainer.history), ledger.to_dict(),
+        result = run(name, settings, out_dir, resume, progress)
+    summary = result.summary
+    record_stage(settings, "train", name, train_steps(result.history), summary["llm_usage"],
                  [out_dir / "checkpoint", out_dir / "history.jsonl", out_dir / "skill_bank.yaml",
                   out_dir / "evolution"])
     app_state.console.print(f"[green]trained[/green] {summary['updates']} updates; reward first "

@@ -4,11 +4,15 @@ what the designer sees (deduplicated, clustered by question, the hardest few of 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 from sklearn.cluster import KMeans
+
+from memskill_cli.config import EvolveSettings
+from memskill_cli.fileio import read_json, read_jsonl
 
 
 class HardCase(BaseModel):
@@ -55,10 +59,38 @@ class HardCaseBuffer(BaseModel):
             self.cases = {c.query_id: c for c in keep}
 
 
+def hard_case(case: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    """An episode's scored query in the hard-case buffer's shape (histories from before `score` carry `f1`)."""
+    keys = ("query_id", "question", "gold", "category", "evidence", "prediction", "retrieved")
+    return {**{k: case.get(k, []) for k in keys}, "trace_id": trace_id, "score": case.get("score", case.get("f1"))}
+
+
+def empty_buffer(settings: EvolveSettings) -> HardCaseBuffer:
+    return HardCaseBuffer(threshold=settings.fail_threshold, capacity=settings.buffer_capacity,
+                          expiry_steps=settings.expiry_steps)
+
+
+def buffer_from_training(train_dir: Path, settings: EvolveSettings) -> HardCaseBuffer:
+    """A training run's hard-case buffer: from its checkpoint, else rebuilt from its history."""
+    state = train_dir / "checkpoint" / "state.json"
+    if state.exists() and "hard_cases" in (meta := read_json(state)):
+        return HardCaseBuffer.model_validate(meta["hard_cases"])
+    buffer = empty_buffer(settings)
+    last = 0
+    if (train_dir / "history.jsonl").exists():
+        for record in read_jsonl(train_dir / "history.jsonl"):
+            last = record["update"]
+            for episode in record.get("episodes", []):
+                for case in episode.get("cases", []):
+                    buffer.add(hard_case(case, episode["id"]), step=last)
+    buffer.expire(last)
+    return buffer
+
+
 def select_cases(cases: list[HardCase], encode: Callable[[list[str]], np.ndarray], clusters: int,
-                 per_cluster: int, budget: int, seed: int = 0) -> list[HardCase]:
+                 per_cluster: int, max_cases: int, seed: int = 0) -> list[HardCase]:
     """Dedupe by question, KMeans on question embeddings, rank by difficulty within each cluster,
-    take the top few of each cluster (round-robin, hardest clusters first) up to the budget."""
+    take the top few of each cluster (round-robin, hardest clusters first) up to `max_cases`."""
     unique: dict[str, HardCase] = {}
     for case in sorted(cases, key=lambda c: -c.difficulty):
         unique.setdefault(case.question.strip().lower(), case)
@@ -74,6 +106,6 @@ def select_cases(cases: list[HardCase], encode: Callable[[list[str]], np.ndarray
     chosen: list[HardCase] = []
     for rank in range(per_cluster):
         for group in groups:
-            if rank < len(group) and len(chosen) < budget:
+            if rank < len(group) and len(chosen) < max_cases:
                 chosen.append(group[rank])
     return chosen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ class Version(BaseModel):
 
 
 class EvolutionState(BaseModel):
+    source: str = Field("", description="What produced the initial bank and hard cases (training run identity).")
     versions: list[Version] = Field(default_factory=list)
     current: int = 1
     best: int = 1
@@ -44,14 +46,27 @@ class SnapshotStore:
         self.root, self.state = root, state
 
     @classmethod
-    def open(cls, root: Path, initial: SkillBank, buffer: HardCaseBuffer) -> SnapshotStore:
+    def open(cls, root: Path, initial: SkillBank, buffer: HardCaseBuffer, source: str = "") -> SnapshotStore:
+        """Resume the run in `root`, unless it started from another bank or source: then start afresh (the old
+        versions' scores were measured for inputs that no longer exist)."""
         if (root / "state.json").exists():
-            return cls(root, EvolutionState.model_validate(read_json(root / "state.json")))
+            state = EvolutionState.model_validate(read_json(root / "state.json"))
+            if state.source == source and initial.hash in {v.hash for v in state.versions}:
+                return cls(root, state)
+            shutil.rmtree(root / "versions", ignore_errors=True)
         initial = initial.model_copy(update={"version": 1})
-        store = cls(root, EvolutionState(versions=[Version(version=1, hash=initial.hash)], buffer=buffer))
+        store = cls(root, EvolutionState(source=source, versions=[Version(version=1, hash=initial.hash)],
+                                         buffer=buffer.model_copy(deep=True)))
         initial.save(store.bank_path(1))
         store.save()
         return store
+
+    def merge_cases(self, buffer: HardCaseBuffer) -> None:
+        """Bring in every case of `buffer` newer than what the persisted buffer holds for its query."""
+        for case in buffer.cases.values():
+            known = self.state.buffer.cases.get(case.query_id)
+            if known is None or case.step > known.step:
+                self.state.buffer.add(case.model_dump(exclude={"failures", "step"}), case.step)
 
     def bank_path(self, version: int) -> Path:
         return self.root / "versions" / f"v{version}" / "bank.yaml"

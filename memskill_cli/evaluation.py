@@ -1,0 +1,302 @@
+"""The evaluation harness: build memories for the evaluation traces, answer every question (or, for
+ALFWorld, play every game), score, write it all.
+
+Every method runs in the same harness with the same answerer, so comparisons are side by side:
+`memskill` (skill bank + selector), `no-memory`, `full-context`, `raw-rag`, `static-primitives` and
+`random-skills`. Built memories are cached under a key of everything that shapes them.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memskill_cli.answering import answer_request, clean_answer
+from memskill_cli.components import Components, build_selector, load_skill_bank
+from memskill_cli.config import Settings
+from memskill_cli.construction import TraceMemory, build_trace_memory
+from memskill_cli.data.cache import SpanCache
+from memskill_cli.data.schema import Query, Trace, load_prepared
+from memskill_cli.embeddings import Encoder
+from memskill_cli.errors import ConfigError
+from memskill_cli.executor import Executor, SpanRecord
+from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, stable_hash, write_json, write_jsonl
+from memskill_cli.llm import LLMClient, UsageLedger
+from memskill_cli.memory import MemoryBank
+from memskill_cli.metrics import best_over_golds, judge
+from memskill_cli.progress import NoProgress, ProgressSink
+from memskill_cli.selectors import AllSkills, RandomK, SkillSelector
+from memskill_cli.skills import SkillBank
+
+METHODS = ("memskill", "no-memory", "full-context", "raw-rag", "static-primitives", "random-skills")
+MEMORY_METHODS = ("memskill", "static-primitives", "random-skills")
+
+
+@dataclass
+class EvalContext:
+    """What every method shares: data, cache, models and settings."""
+
+    settings: Settings
+    dataset: str
+    traces: list[Trace]
+    queries: list[Query]
+    cache: SpanCache
+    cache_key: str
+    encoder: Encoder
+    clients: dict[str, LLMClient]
+    ledger: UsageLedger
+    memory_root: Path
+    skill_bank: SkillBank
+    progress: ProgressSink = field(default_factory=NoProgress)
+    prepared_dir: Path | None = None   # embodied queries name game files relative to it
+
+    @property
+    def embodied(self) -> bool:
+        return any(q.game for q in self.queries)
+
+
+def select_queries(queries: list[Query], settings: Settings) -> list[Query]:
+    chosen = [q for q in queries if q.split == settings.eval.split
+              and q.category not in settings.eval.exclude_categories
+              and (settings.eval.include_abstention or not q.abstention)]
+    return chosen[: settings.eval.max_queries] if settings.eval.max_queries else chosen
+
+
+def make_selector(method: str, ctx: EvalContext) -> tuple[SkillBank, SkillSelector]:
+    """The bank and selector a memory method builds with; `memskill` uses the trained controller if given."""
+    k = ctx.settings.eval.skills_per_span
+    if method == "static-primitives":
+        return SkillBank.seed(), AllSkills()
+    if method == "random-skills":
+        return ctx.skill_bank, RandomK(k, ctx.settings.seed)
+    return ctx.skill_bank, build_selector(ctx.settings, ctx.encoder, k)
+
+
+def executor_for(ctx: EvalContext) -> Executor:
+    return Executor(ctx.clients["executor"], ctx.settings.memory.memories_shown_to_executor)
+
+
+def memory_key(ctx: EvalContext, bank: SkillBank, selector: SkillSelector) -> str:
+    """Everything that shapes a built memory (bank, selector with its controller, spans, and the executor's
+    model, limits and prompt text), so a cached memory is never stale."""
+    return stable_hash({"skill_bank": bank.hash, "selector": selector.identity, "spans": ctx.cache_key,
+                        "executor": executor_for(ctx).identity})
+
+
+def build_memories(ctx: EvalContext, method: str, bank: SkillBank, selector: SkillSelector,
+                   traces: list[Trace]) -> dict[str, TraceMemory]:
+    root = ctx.memory_root / memory_key(ctx, bank, selector)
+    executor = executor_for(ctx)
+    dim = ctx.cache.span_vectors.shape[1]
+    todo = [t for t in traces if not (root / t.trace_id / "meta.json").exists()]
+    advance = ctx.progress.task(f"{method}: building memory", sum(len(ctx.cache.for_trace(t.trace_id)) for t in todo))
+
+    def build(trace: Trace) -> None:
+        memory = build_trace_memory(trace.trace_id, ctx.cache.for_trace(trace.trace_id), bank, selector,
+                                    executor, ctx.encoder.encode, dim, on_span=advance)
+        with atomic_dir(root / trace.trace_id) as tmp:
+            memory.bank.save(tmp)
+            write_jsonl(tmp / "records.jsonl", (r.to_dict() for r in memory.records))
+
+    with ThreadPoolExecutor(max_workers=ctx.settings.memory.workers) as pool:
+        list(pool.map(build, todo))
+    memories = {}
+    for trace in traces:
+        directory = root / trace.trace_id
+        records = [SpanRecord(**row) for row in read_jsonl(directory / "records.jsonl")]
+        memories[trace.trace_id] = TraceMemory(trace.trace_id, MemoryBank.load(directory), records)
+    return memories
+
+
+def full_context(ctx: EvalContext, trace_id: str) -> list[str]:
+    """The most recent spans that fit the budget, in order: as much history as the answerer holds."""
+    budget, chosen = ctx.settings.eval.full_context_tokens, []
+    for span, _ in reversed(ctx.cache.for_trace(trace_id)):
+        if span.n_tokens > budget:
+            break
+        budget -= span.n_tokens
+        chosen.append(span.text)
+    return chosen[::-1]
+
+
+def raw_rag(ctx: EvalContext, query: Query) -> list[tuple[str, str]]:
+    spans = ctx.cache.for_trace(query.trace_id)
+    if not spans:
+        return []
+    scores = np.stack([v for _, v in spans]) @ ctx.cache.query_vectors[query.query_id]
+    order = np.argsort(-scores, kind="stable")[: ctx.settings.eval.memories_per_question]
+    return [(spans[i][0].span_id, spans[i][0].text) for i in order]
+
+
+def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
+    if method not in METHODS:
+        raise ConfigError(f"unknown eval method {method!r}; choose from {', '.join(METHODS)}")
+    start = time.perf_counter()
+    if ctx.embodied:
+        from memskill_cli.embodied import requirement
+
+        requirement()  # say so before any memory is built
+    queries = select_queries(ctx.queries, ctx.settings)
+    trace_ids = {q.trace_id for q in queries}
+    traces = [t for t in ctx.traces if t.trace_id in trace_ids]
+    memories, selector = {}, None
+    if method in MEMORY_METHODS:
+        bank, selector = make_selector(method, ctx)
+        memories = build_memories(ctx, method, bank, selector, traces)
+    contexts: list[list[tuple[str, str]]] = []
+    for query in queries:
+        if method in MEMORY_METHODS:
+            found = memories[query.trace_id].bank.search(ctx.cache.query_vectors[query.query_id],
+                                                         ctx.settings.eval.memories_per_question)
+            contexts.append([(item.id, item.content) for item, _ in found])
+        elif method == "raw-rag":
+            contexts.append(raw_rag(ctx, query))
+        elif method == "full-context":
+            contexts.append([("history", text) for text in full_context(ctx, query.trace_id)])
+        else:
+            contexts.append([])
+    rows = (play_rows(ctx, method, queries, contexts) if ctx.embodied
+            else answer_rows(ctx, method, queries, contexts))
+    metrics = summarise(rows)
+    metrics["method"] = method
+    if selector is not None:  # which skills built the memory: the label says what really ran
+        metrics["skill_bank"], metrics["selector"] = bank.hash, selector.identity
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    metrics["cost"] = memory_cost(memories)
+    target = out_dir / "runs" / method
+    with atomic_dir(target) as tmp:
+        write_jsonl(tmp / "predictions.jsonl", rows)
+        write_json(tmp / "metrics.json", metrics)
+        if memories:
+            write_json(tmp / "memories.json", {
+                tid: {"items": [i.model_dump() for i in m.bank.items.values()],
+                      "records": [r.to_dict() for r in m.records]} for tid, m in memories.items()})
+    return metrics
+
+
+def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
+                contexts: list[list[tuple[str, str]]]) -> list[dict[str, Any]]:
+    label = "Conversation" if method == "full-context" else "Context" if method == "raw-rag" else "Memories"
+    advance = ctx.progress.task(f"{method}: answering", len(queries))
+    requests = [answer_request(q, [text for _, text in c], ctx.dataset, label) for q, c in zip(queries, contexts,
+                                                                                                strict=True)]
+    responses = []
+    for request in requests:  # one at a time so the progress bar moves; the answerer may still batch
+        responses.extend(ctx.clients["answerer"].map([request]))
+        advance()
+    predictions = [clean_answer(r.text) for r in responses]
+    judgements = (judge(ctx.clients["judge"], [(q.question, q.answers, p) for q, p in zip(queries, predictions,
+                                                                                          strict=True)])
+                  if ctx.settings.eval.judge else [None] * len(queries))
+    rows = []
+    for query, context, prediction, judgement in zip(queries, contexts, predictions, judgements, strict=True):
+        f1, em = best_over_golds(prediction, query.answers, query.category)
+        rows.append({
+            "query_id": query.query_id, "trace_id": query.trace_id, "category": query.category,
+            "question": query.question, "gold": query.answers, "prediction": prediction,
+            "retrieved_ids": [i for i, _ in context], "retrieved": [t for _, t in context],
+            "f1": f1, "em": em, "score": f1,
+            "judge": judgement.score if judgement else None,
+            "judge_readable": judgement.readable if judgement else None,
+            "judge_explanation": judgement.explanation if judgement else None,
+        })
+    return rows
+
+
+def play_rows(ctx: EvalContext, method: str, queries: list[Query],
+              contexts: list[list[tuple[str, str]]]) -> list[dict[str, Any]]:
+    """ALFWorld: the answerer role is the actor; it plays each game with the memories retrieved for it."""
+    from memskill_cli.embodied.play import GamePlayer
+
+    if ctx.prepared_dir is None:
+        raise ConfigError("embodied evaluation needs the prepared dataset folder (for its game files)")
+    advance = ctx.progress.task(f"{method}: playing games", len(queries))
+    player = GamePlayer(ctx.settings.alfworld, ctx.prepared_dir, ctx.clients["answerer"])
+    rows = player([*queries], [[text for _, text in c] for c in contexts], on_done=lambda _: advance())
+    for row, context in zip(rows, contexts, strict=True):
+        row["retrieved_ids"] = [i for i, _ in context]
+    return rows
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_category: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        by_category[row["category"]].append(row)
+
+    def block(group: list[dict[str, Any]]) -> dict[str, Any]:
+        if group and "success" in group[0]:  # embodied: success rate, and steps with a failure counted in full
+            success = _mean([r["success"] for r in group])
+            return {"n": len(group), "success": success, "steps": _mean([r["steps"] for r in group]),
+                    "score": success}
+        judged = [r for r in group if r["judge"] is not None]
+        f1 = _mean([r["f1"] for r in group])
+        return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]),
+                "judge": _mean([r["judge"] for r in judged]), "judged": len(judged),
+                "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1}
+
+    return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
+
+
+def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
+    per_trace = {
+        tid: {"executor_calls": m.executor_calls,
+              "prompt_tokens": sum(r.prompt_tokens for r in m.records),
+              "completion_tokens": sum(r.completion_tokens for r in m.records),
+              "parse_failures": m.parse_failures, "rejected_operations": m.rejected, "memories": len(m.bank)}
+        for tid, m in memories.items()
+    }
+    totals = collections.Counter()
+    for cost in per_trace.values():
+        totals.update(cost)
+    return {"total": dict(totals), "per_trace": per_trace}
+
+
+def evaluate(ctx: EvalContext, methods: list[str], out_dir: Path) -> dict[str, Any]:
+    """Run each method, then write the side-by-side summary with LLM usage per role."""
+    results = {}
+    for method in methods:
+        results[method] = run_method(ctx, method, out_dir)
+    summary = {
+        "dataset": ctx.dataset, "split": ctx.settings.eval.split, "skill_bank": ctx.skill_bank.hash,
+        "methods": {m: {"overall": r["overall"], "per_category": r["per_category"], "cost": r["cost"]["total"],
+                        **{k: r[k] for k in ("selector", "skill_bank") if k in r}}
+                    for m, r in results.items()},
+        "llm_usage": ctx.ledger.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", summary)
+    return summary
+
+
+def load_context(settings: Settings, prepared_dir: Path, cache_dir: Path, components: Components,
+                 progress: ProgressSink | None = None, memory_root: Path | None = None) -> EvalContext:
+    """The harness over a prepared dataset and its span cache, with the bank `memory.skill_bank` names;
+    built memories are cached under `memory_root` (default: `memory.cache_dir`/<dataset>)."""
+    traces, queries = load_prepared(prepared_dir)
+    return EvalContext(settings=settings, dataset=prepared_dir.name, traces=traces, queries=queries,
+                       cache=SpanCache.load(cache_dir), cache_key=read_json(cache_dir / "meta.json")["key"],
+                       encoder=components.encoder, clients=components.clients, ledger=components.ledger,
+                       memory_root=memory_root or Path(settings.memory.cache_dir) / prepared_dir.name,
+                       skill_bank=load_skill_bank(settings), progress=progress or NoProgress(),
+                       prepared_dir=prepared_dir)
+
+
+def bank_scorer(ctx: EvalContext) -> Callable[[SkillBank, Path], float]:
+    """The evolution loop's view of the harness: a bank's validation score (mean F1, or the success rate),
+    with its memories built by the configured selector; per-run outputs go under the given folder."""
+    def score(bank: SkillBank, out_dir: Path) -> float:
+        scoring = replace(ctx, skill_bank=bank)
+        return float(run_method(scoring, "memskill", out_dir)["overall"]["score"] or 0.0)
+
+    return score

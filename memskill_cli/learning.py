@@ -1,0 +1,126 @@
+"""The method's outer loop: PPO phases for the skill-selection controller on the training split, checkpointed
+every update, alternating (with `train.evolve_every`) with evolution cycles of the skill bank."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memskill_cli.components import Components, load_skill_bank
+from memskill_cli.config import Settings
+from memskill_cli.controller import ControllerConfig
+from memskill_cli.data.cache import SpanCache
+from memskill_cli.data.schema import Trace, load_prepared
+from memskill_cli.environment import MemoryEnvironment
+from memskill_cli.errors import DataError
+from memskill_cli.evaluation import EvalContext, bank_scorer
+from memskill_cli.evolution.hardcases import HardCaseBuffer, empty_buffer, hard_case
+from memskill_cli.evolution.loop import Turns, evolve
+from memskill_cli.executor import Executor
+from memskill_cli.fileio import write_json, write_jsonl
+from memskill_cli.llm import LLMClient, UsageLedger
+from memskill_cli.progress import NoProgress, ProgressSink
+from memskill_cli.skills import SkillBank
+from memskill_cli.training import TrainConfig, Trainer
+
+
+def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, components: Components) -> Trainer:
+    """A trainer over the training split's questions, starting from the bank `memory.skill_bank` names."""
+    clients, encoder = components.clients, components.encoder
+    _, queries = load_prepared(prepared_dir)
+    train_queries = [q for q in queries if q.split == "train" and q.category not in settings.eval.exclude_categories
+                     and not q.abstention]
+    if not train_queries:
+        raise DataError("no training questions in the prepared data", file=str(prepared_dir / "queries.jsonl"))
+    cache = SpanCache.load(cache_dir)
+    t = settings.train
+    player = None
+    if any(q.game for q in train_queries):  # ALFWorld: batch B games are played with batch A's memory
+        from memskill_cli.embodied.play import GamePlayer
+
+        player = GamePlayer(settings.alfworld, prepared_dir, clients["answerer"])
+    executor = Executor(clients["executor"], settings.memory.memories_shown_to_executor)
+    env = MemoryEnvironment(train_queries, cache, executor, clients["answerer"], encoder, prepared_dir.name,
+                            settings.eval.memories_per_question, t.queries_per_trace, settings.seed, t.fusion,
+                            t.shaping_penalty, player)
+    return Trainer(env, load_skill_bank(settings), encoder.encode,
+                   TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
+                               top_k=t.skills_per_span, workers=t.workers, seed=settings.seed,
+                               new_skill_floor=t.new_skill_floor, floor_decay_updates=t.floor_decay_updates),
+                   t.ppo,
+                   ControllerConfig(embed_dim=int(cache.span_vectors.shape[1]), hidden=t.hidden, proj=t.proj,
+                                    fusion=t.fusion))
+
+
+EvolveHook = Callable[[SkillBank, HardCaseBuffer], SkillBank]
+
+
+def changed_skills(old: SkillBank, new: SkillBank) -> set[str]:
+    """Names of skills that are new or whose text changed: they get the exploration floor."""
+    before = {s.name: (s.description, s.instructions) for s in old.skills}
+    return {s.name for s in new.skills if before.get(s.name) != (s.description, s.instructions)}
+
+
+def source_turns(traces: list[Trace]) -> Turns:
+    """trace id -> turn id -> "speaker: text" (turn ids are unique within a trace only)."""
+    return {trace.trace_id: {turn.turn_id: f"{turn.speaker}: {turn.text}" for turn in trace.turns()}
+            for trace in traces}
+
+
+def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, run_dir: Path) -> EvolveHook:
+    """One evolution cycle on the training run's hard cases, banks scored by `ctx`; returns the best bank."""
+    score, turns = bank_scorer(ctx), source_turns(ctx.traces)
+
+    def hook(bank: SkillBank, buffer: HardCaseBuffer) -> SkillBank:
+        summary = evolve(settings.evolve, score, turns, ctx.encoder.encode, designer, run_dir, bank, buffer,
+                         source="", max_changes=settings.evolve.max_changes, cycles=1, seed=settings.seed)
+        return SkillBank.load(Path(summary["exported"]))
+
+    return hook
+
+
+def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedger, resume: bool,
+          progress: ProgressSink | None = None, evolve_hook: EvolveHook | None = None) -> dict[str, Any]:
+    """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one.
+
+    With `train.evolve_every` and a hook, PPO phases alternate with evolution cycles: the controller then
+    trains on the evolved bank, new and refined skills getting the exploration floor.
+    """
+    checkpoint = out_dir / "checkpoint"
+    buffer = empty_buffer(settings.evolve)
+    if resume and (checkpoint / "state.json").exists():
+        meta = trainer.resume(checkpoint)
+        buffer = HardCaseBuffer.model_validate(meta.get("hard_cases", buffer.model_dump()))
+    elif evolve_hook is not None:
+        shutil.rmtree(out_dir / "evolution", ignore_errors=True)  # a fresh run's evolution starts fresh too
+    advance = (progress or NoProgress()).task("training updates", settings.train.updates - trainer.update)
+    while trainer.update < settings.train.updates:
+        record = trainer.step()
+        record["llm_usage"] = ledger.to_dict()
+        for episode in record["episodes"]:
+            for case in episode.get("cases", []):
+                buffer.add(hard_case(case, episode["id"]), step=trainer.update)
+        buffer.expire(trainer.update)
+        every = settings.train.evolve_every
+        if evolve_hook and every and trainer.update % every == 0 and trainer.update < settings.train.updates:
+            evolved = evolve_hook(trainer.bank, buffer)
+            if evolved.hash != trainer.bank.hash:
+                trainer.set_bank(evolved, fresh=changed_skills(trainer.bank, evolved))
+                record["skill_bank_after"] = evolved.hash
+        trainer.save(checkpoint, {"hard_cases": buffer.model_dump()})
+        advance()
+    write_jsonl(out_dir / "history.jsonl", trainer.history)
+    trainer.bank.save(out_dir / "skill_bank.yaml")
+    rewards = [h["reward_mean"] for h in trainer.history]
+    summary = {
+        "updates": trainer.update, "reward_first": rewards[0] if rewards else None,
+        "reward_last": rewards[-1] if rewards else None,
+        "reward_best": float(np.max(rewards)) if rewards else None, "skill_bank": trainer.bank.hash,
+        "llm_usage": ledger.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", summary)
+    return summary
