@@ -33,6 +33,7 @@ RENAMED: dict[tuple[str, str], tuple[str, str]] = {
     ("memory", "exec_memory_top_k"): ("memory", "memories_shown_to_executor"),
     ("eval", "mem_top_k_eval"): ("eval", "memories_per_question"),
     ("evolve", "budget"): ("evolve", "max_cases_shown"),
+    ("eval", "full_context_tokens"): ("eval", "answer_context_tokens"),
 }
 
 
@@ -114,7 +115,9 @@ class EvalSettings(Section):
     skills_per_span: int = Field(7, ge=1, description="Skills the selector picks per span at evaluation.")
     memories_per_question: int = Field(20, ge=1, description="Memories retrieved to answer a question.")
     judge: bool = Field(True, description="Also score answers with the LLM judge.")
-    full_context_tokens: int = Field(6000, ge=256, description="History budget of the full-context baseline.")
+    answer_context_tokens: int = Field(2000, ge=64, description=(
+        "Answer budget every method fills (memories, retrieved spans, history), counted with the answerer's "
+        "tokenizer; with the prompt and the answer it must fit the answerer's n_ctx."))
     exclude_categories: list[str] = Field(default_factory=lambda: ["adversarial"])
     include_abstention: bool = False
     max_queries: int | None = Field(None, ge=1, description="Cap on questions (cheap smoke runs).")

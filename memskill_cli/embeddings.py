@@ -88,7 +88,7 @@ class Encoder:
     def chunks(self, text: str) -> list[str]:
         """`text` cut at token boundaries into pieces that each fit the window (one piece if it fits)."""
         room = self.window - 2  # [CLS] and [SEP]
-        encoded = self._backend.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        encoded = self._backend.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         offsets = encoded["offset_mapping"]
         if len(offsets) <= room:
             return [text]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from memskill_cli.answering import answer_request, clean_answer
+from memskill_cli.answering import answer_request, clean_answer, fit_context
 from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.controller import Fusion, make_state
 from memskill_cli.data.cache import SpanCache
@@ -22,6 +22,7 @@ from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import LLMClient
 from memskill_cli.metrics import best_over_golds
+from memskill_cli.quality import build_quality
 from memskill_cli.skills import Skill, SkillBank
 from memskill_cli.training import Act, EpisodeResult
 
@@ -45,8 +46,9 @@ Player = Callable[[Sequence[Query], Sequence[Sequence[str]]], list[dict[str, Any
 class MemoryEnvironment:
     def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
-                 fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None) -> None:
-        self.shaping_penalty, self.player = shaping_penalty, player
+                 fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None,
+                 answer_budget: int | None = None) -> None:
+        self.shaping_penalty, self.player, self.answer_budget = shaping_penalty, player, answer_budget
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
         self.queries: dict[str, list[Query]] = {}
@@ -69,6 +71,9 @@ class MemoryEnvironment:
             cases = self.player(queries, [[item.content for item, _ in hits] for hits in found])
             return self._result(float(np.mean([c["score"] for c in cases])) if cases else 0.0, "success", cases,
                                 memory)
+        if self.answer_budget is not None:  # the same answer budget as evaluation
+            found = [fit_context(hits, lambda hit: hit[0].content, self.answer_budget, self.answerer.count_tokens)
+                     for hits in found]
         responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
                                        for q, hits in zip(queries, found, strict=True)])
         scores, cases = [], []
@@ -88,5 +93,6 @@ class MemoryEnvironment:
             "reward": score - penalty, metric: score, "shaping_penalty": penalty,
             "executor_calls": memory.executor_calls,
             "parse_failures": memory.parse_failures, "rejected_operations": memory.rejected,
-            "memories": len(memory.bank), "cases": cases,
+            "memories": len(memory.bank), "quality": build_quality(memory.records, len(memory.bank)),
+            "cases": cases,
         })

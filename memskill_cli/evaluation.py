@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from memskill_cli.answering import answer_request, clean_answer
+from memskill_cli.answering import answer_request, clean_answer, fit_context, prompt_tokens
 from memskill_cli.components import Components, build_selector, load_skill_bank
 from memskill_cli.config import Settings
 from memskill_cli.construction import TraceMemory, build_trace_memory
@@ -33,6 +33,7 @@ from memskill_cli.llm import LLMClient, UsageLedger
 from memskill_cli.memory import MemoryBank
 from memskill_cli.metrics import best_over_golds, judge
 from memskill_cli.progress import NoProgress, ProgressSink
+from memskill_cli.quality import build_quality, evidence_recall
 from memskill_cli.selectors import AllSkills, RandomK, SkillSelector
 from memskill_cli.skills import SkillBank
 
@@ -116,24 +117,49 @@ def build_memories(ctx: EvalContext, method: str, bank: SkillBank, selector: Ski
     return memories
 
 
-def full_context(ctx: EvalContext, trace_id: str) -> list[str]:
-    """The most recent spans that fit the budget, in order: as much history as the answerer holds."""
-    budget, chosen = ctx.settings.eval.full_context_tokens, []
-    for span, _ in reversed(ctx.cache.for_trace(trace_id)):
-        if span.n_tokens > budget:
-            break
-        budget -= span.n_tokens
-        chosen.append(span.text)
-    return chosen[::-1]
+@dataclass(frozen=True)
+class Passage:
+    """One piece of answer context: a memory, a retrieved span or a stretch of history, with the turns it cites."""
+
+    id: str
+    text: str
+    turn_ids: list[str]
 
 
-def raw_rag(ctx: EvalContext, query: Query) -> list[tuple[str, str]]:
+def fit(ctx: EvalContext, passages: list[Passage]) -> list[Passage]:
+    """The leading passages that fit the shared answer budget, counted with the answerer's tokenizer."""
+    return fit_context(passages, lambda p: p.text, ctx.settings.eval.answer_context_tokens,
+                       ctx.clients["answerer"].count_tokens)
+
+
+def full_context(ctx: EvalContext, trace_id: str) -> list[Passage]:
+    """The most recent spans that fit the answer budget, in order: as much history as the budget holds."""
+    recent = [Passage("history", span.text, span.turn_ids) for span, _ in reversed(ctx.cache.for_trace(trace_id))]
+    return fit(ctx, recent)[::-1]
+
+
+def raw_rag(ctx: EvalContext, query: Query) -> list[Passage]:
+    """The spans most similar to the question, best first, as many as the budget holds."""
     spans = ctx.cache.for_trace(query.trace_id)
     if not spans:
         return []
     scores = np.stack([v for _, v in spans]) @ ctx.cache.query_vectors[query.query_id]
     order = np.argsort(-scores, kind="stable")[: ctx.settings.eval.memories_per_question]
-    return [(spans[i][0].span_id, spans[i][0].text) for i in order]
+    return fit(ctx, [Passage(spans[i][0].span_id, spans[i][0].text, spans[i][0].turn_ids) for i in order])
+
+
+def check_answer_window(ctx: EvalContext, queries: list[Query]) -> None:
+    """Refuse, before any LLM call, a budget that cannot fit the answerer's context window."""
+    if not queries or ctx.embodied:
+        return
+    answerer, role = ctx.clients["answerer"], ctx.settings.llm.answerer
+    prompt = max(prompt_tokens(q, ctx.dataset, answerer.count_tokens) for q in queries)
+    budget = ctx.settings.eval.answer_context_tokens
+    if prompt + budget + role.max_tokens > role.n_ctx:
+        raise ConfigError(
+            f"the answer budget does not fit the answerer's context window: eval.answer_context_tokens {budget} "
+            f"+ prompt {prompt} + llm.answerer.max_tokens {role.max_tokens} > llm.answerer.n_ctx {role.n_ctx}; "
+            f"lower the budget to at most {role.n_ctx - prompt - role.max_tokens} or raise n_ctx")
 
 
 def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
@@ -147,20 +173,22 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
     queries = select_queries(ctx.queries, ctx.settings)
     trace_ids = {q.trace_id for q in queries}
     traces = [t for t in ctx.traces if t.trace_id in trace_ids]
+    check_answer_window(ctx, queries)
     memories, selector = {}, None
     if method in MEMORY_METHODS:
         bank, selector = make_selector(method, ctx)
         memories = build_memories(ctx, method, bank, selector, traces)
-    contexts: list[list[tuple[str, str]]] = []
+    contexts: list[list[Passage]] = []
     for query in queries:
         if method in MEMORY_METHODS:
             found = memories[query.trace_id].bank.search(ctx.cache.query_vectors[query.query_id],
                                                          ctx.settings.eval.memories_per_question)
-            contexts.append([(item.id, item.content) for item, _ in found])
+            passages = [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]
+            contexts.append(passages if ctx.embodied else fit(ctx, passages))
         elif method == "raw-rag":
             contexts.append(raw_rag(ctx, query))
         elif method == "full-context":
-            contexts.append([("history", text) for text in full_context(ctx, query.trace_id)])
+            contexts.append(full_context(ctx, query.trace_id))
         else:
             contexts.append([])
     rows = (play_rows(ctx, method, queries, contexts) if ctx.embodied
@@ -183,11 +211,11 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
 
 
 def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
-                contexts: list[list[tuple[str, str]]]) -> list[dict[str, Any]]:
+                contexts: list[list[Passage]]) -> list[dict[str, Any]]:
     label = "Conversation" if method == "full-context" else "Context" if method == "raw-rag" else "Memories"
     advance = ctx.progress.task(f"{method}: answering", len(queries))
-    requests = [answer_request(q, [text for _, text in c], ctx.dataset, label) for q, c in zip(queries, contexts,
-                                                                                                strict=True)]
+    requests = [answer_request(q, [p.text for p in c], ctx.dataset, label) for q, c in zip(queries, contexts,
+                                                                                             strict=True)]
     responses = []
     for request in requests:  # one at a time so the progress bar moves; the answerer may still batch
         responses.extend(ctx.clients["answerer"].map([request]))
@@ -202,7 +230,8 @@ def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
         rows.append({
             "query_id": query.query_id, "trace_id": query.trace_id, "category": query.category,
             "question": query.question, "gold": query.answers, "prediction": prediction,
-            "retrieved_ids": [i for i, _ in context], "retrieved": [t for _, t in context],
+            "retrieved_ids": [p.id for p in context], "retrieved": [p.text for p in context],
+            "retrieved_turns": [p.turn_ids for p in context], "evidence": query.evidence,
             "f1": f1, "em": em, "score": f1,
             "judge": judgement.score if judgement else None,
             "judge_readable": judgement.readable if judgement else None,
@@ -220,9 +249,9 @@ def play_rows(ctx: EvalContext, method: str, queries: list[Query],
         raise ConfigError("embodied evaluation needs the prepared dataset folder (for its game files)")
     advance = ctx.progress.task(f"{method}: playing games", len(queries))
     player = GamePlayer(ctx.settings.alfworld, ctx.prepared_dir, ctx.clients["answerer"])
-    rows = player([*queries], [[text for _, text in c] for c in contexts], on_done=lambda _: advance())
+    rows = player([*queries], [[p.text for p in c] for c in contexts], on_done=lambda _: advance())
     for row, context in zip(rows, contexts, strict=True):
-        row["retrieved_ids"] = [i for i, _ in context]
+        row["retrieved_ids"] = [p.id for p in context]
     return rows
 
 
@@ -242,25 +271,26 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "score": success}
         judged = [r for r in group if r["judge"] is not None]
         f1 = _mean([r["f1"] for r in group])
+        recall = evidence_recall([(r.get("evidence", []), [t for ts in r.get("retrieved_turns", []) for t in ts])
+                                  for r in group])
         return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]),
                 "judge": _mean([r["judge"] for r in judged]), "judged": len(judged),
-                "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1}
+                "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1,
+                **(recall if recall["evidence_questions"] else {})}
 
     return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
 
 
 def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
-    per_trace = {
-        tid: {"executor_calls": m.executor_calls,
-              "prompt_tokens": sum(r.prompt_tokens for r in m.records),
-              "completion_tokens": sum(r.completion_tokens for r in m.records),
-              "parse_failures": m.parse_failures, "rejected_operations": m.rejected, "memories": len(m.bank)}
-        for tid, m in memories.items()
-    }
-    totals = collections.Counter()
-    for cost in per_trace.values():
-        totals.update(cost)
-    return {"total": dict(totals), "per_trace": per_trace}
+    """Executor cost and build quality (truncation, rejections by reason, verbatim copies, tokens per span,
+    memories per span), per trace and over all traces."""
+    def cost(records: list[SpanRecord], size: int) -> dict[str, Any]:
+        return {"prompt_tokens": sum(r.prompt_tokens for r in records),
+                "completion_tokens": sum(r.completion_tokens for r in records), **build_quality(records, size)}
+
+    per_trace = {tid: cost(m.records, len(m.bank)) for tid, m in memories.items()}
+    total = cost([r for m in memories.values() for r in m.records], sum(len(m.bank) for m in memories.values()))
+    return {"total": total, "per_trace": per_trace}
 
 
 def evaluate(ctx: EvalContext, methods: list[str], out_dir: Path) -> dict[str, Any]:

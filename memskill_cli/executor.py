@@ -1,69 +1,100 @@
 """The executor: one LLM call per span applies the selected skills and emits memory operations.
 
-Memories are shown under small local numbers (never their real ids), so the LLM cannot invent ids;
-any operation on a number it was not shown, of a type the selected skills do not allow, or malformed,
-is rejected and counted, never applied and never a crash.
+Built for small models. The span's turns are shown as T1..Tn with their session date and memories as M1..Mn
+(never their real ids), so the model can neither invent ids nor lose track of dates; every INSERT and UPDATE
+cites the turns it draws on, and the memory keeps those turn ids as provenance. The output budget and the
+JSON schema agree: a bounded number of operations with bounded content (the grammar enforces both), so a full
+answer fits in the role's `max_tokens`. A response cut off at the token limit is detected: its complete
+operations are applied and the incomplete one is discarded and counted (`truncated`), never half-applied.
+Anything else invalid is rejected with a reason, never applied and never a crash.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from memskill_cli.data.spans import Span
+from memskill_cli.data.spans import Span, SpanTurn
 from memskill_cli.errors import SchemaError
 from memskill_cli.fileio import stable_hash
-from memskill_cli.llm import ChatRequest, LLMClient, parse_json
+from memskill_cli.llm import ChatRequest, ChatResponse, LLMClient, parse_json
 from memskill_cli.memory import MemoryBank, MemoryItem
+from memskill_cli.quality import is_verbatim_copy
 from memskill_cli.skills import ACTIONS, Skill
 
 SYSTEM = (
-    "You maintain the long-term memory of an assistant. You read one new span of a long history, "
-    "apply the given memory skills, and output memory operations as JSON. Memories are short, "
-    "self-contained facts that name who they are about."
+    "You keep the long-term memory of an assistant as a list of short facts about people. You read a new "
+    "excerpt of a conversation, whose turns are numbered T1, T2, ..., and write memory operations as JSON.\n"
+    "Each fact has two parts: `person`, the name of the person it is about, and `fact`, what is true of them, "
+    "written in your own words and starting with a verb in the third person. Say when it happened where the "
+    "excerpt tells (resolve relative dates against the turn's date). Skip greetings, questions and small "
+    "talk. Each INSERT or UPDATE lists the numbers of the turns it comes from."
 )
 USER_TEMPLATE = (
     "Skills to apply:\n{skills}\n\n"
-    "Allowed actions: {allowed}\n\n"
-    "Related memories (refer to them by number):\n{memories}\n\n"
-    "New span:\n{span}\n\n"
-    "Answer with JSON {{\"operations\": [...]}}, each operation one of:\n{formats}"
+    "Existing memories (refer to them by M number):\n{memories}\n\n"
+    "Reply with JSON {{\"operations\": [...]}} of at most {max_operations} operations, each one of:\n{formats}\n\n"
+    "New excerpt:\n{span}\n\n"
+    "Facts from this excerpt as memory operations:"
 )
 OPERATION_FORMATS = {
-    "INSERT": '{"action": "INSERT", "content": "<new fact, naming the person and the date>"}',
-    "UPDATE": '{"action": "UPDATE", "ref": <memory number>, "content": "<corrected full fact>"}',
-    "DELETE": '{"action": "DELETE", "ref": <memory number>}',
+    "INSERT": '{"action": "INSERT", "turns": [<T numbers>], "person": "<name>", "fact": "<verb ...>"}',
+    "UPDATE": '{"action": "UPDATE", "ref": <M number>, "turns": [<T numbers>], "person": "<name>", '
+              '"fact": "<verb ...>"}',
+    "DELETE": '{"action": "DELETE", "ref": <M number>}',
     "NOOP": '{"action": "NOOP"}',
 }
-MAX_OPERATIONS = 12
-MAX_CONTENT_CHARS = 600
+NAME_CHARS = 40              # most characters in a person's name
+FACT_CHARS = 150             # most characters in a fact (the grammar enforces both)
+CONTENT_CHARS = NAME_CHARS + 1 + FACT_CHARS  # a memory is "<person> <fact>"
+# The grammar enforces these: a fact starts with a lowercase word (the verb after the name), and a name has no
+# colon, so "Name: what they said" cannot pass as a memory. (A small model may still copy a turn's words after
+# the name; the verbatim-copy rate measures that.)
+FACT_PATTERN = rf"^[a-z][^\n]{{2,{FACT_CHARS - 1}}}$"
+NAME_PATTERN = rf"^[A-Z][^\n:]{{0,{NAME_CHARS - 1}}}$"
+MAX_CITED_TURNS = 3          # most turns one operation cites
+MAX_OPERATIONS = 6           # most operations in one response, whatever the token budget
+OPERATION_TOKENS = 40 + -(-CONTENT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
 
 
-def operations_schema(allowed: list[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {"operations": {"type": "array", "maxItems": MAX_OPERATIONS, "items": {
-            "type": "object",
-            "properties": {
-                "action": {"type": "string", "enum": allowed},
-                "ref": {"type": "integer"},
-                "content": {"type": "string"},
-            },
-            "required": ["action"],
-        }}},
-        "required": ["operations"],
-    }
+def max_operations(max_tokens: int | None) -> int:
+    """How many complete operations always fit in `max_tokens` (at least one)."""
+    if max_tokens is None:
+        return MAX_OPERATIONS
+    return max(1, min(MAX_OPERATIONS, (max_tokens - 16) // OPERATION_TOKENS))
+
+
+def operations_schema(allowed: list[str], n_turns: int, n_memories: int, limit: int) -> dict[str, Any]:
+    """One JSON schema variant per allowed action; turn and memory numbers are enums of what was shown."""
+    turns = {"type": "array", "items": {"type": "integer", "enum": list(range(1, n_turns + 1))},
+             "minItems": 1, "maxItems": MAX_CITED_TURNS}
+    person = {"type": "string", "minLength": 1, "maxLength": NAME_CHARS, "pattern": NAME_PATTERN}
+    fact = {"type": "string", "minLength": 3, "maxLength": FACT_CHARS, "pattern": FACT_PATTERN}
+    ref = {"type": "integer", "enum": list(range(1, n_memories + 1))}
+    fields = {"INSERT": {"turns": turns, "person": person, "fact": fact},
+              "UPDATE": {"ref": ref, "turns": turns, "person": person, "fact": fact},
+              "DELETE": {"ref": ref}, "NOOP": {}}
+    variants = [
+        {"type": "object", "properties": {"action": {"const": action}, **fields[action]},
+         "required": ["action", *fields[action]], "additionalProperties": False}
+        for action in allowed if n_memories or action not in ("UPDATE", "DELETE")
+    ]
+    return {"type": "object",
+            "properties": {"operations": {"type": "array", "maxItems": limit, "items": {"anyOf": variants}}},
+            "required": ["operations"], "additionalProperties": False}
 
 
 @dataclass
 class SpanRecord:
-    """Everything one span did: for audits, reports and the hard-case buffer."""
+    """Everything one span did: for audits, reports, quality figures and the hard-case buffer."""
 
     span_id: str
     skills: list[str]
     shown_memories: list[str]
     raw_output: str
     parse_error: str | None = None
+    truncated: bool = False
     parsed: list[dict[str, Any]] = field(default_factory=list)
     applied: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
@@ -75,12 +106,34 @@ class SpanRecord:
         return asdict(self)
 
 
-def render_prompt(span: Span, memories: list[MemoryItem], skills: list[Skill]) -> list[dict[str, str]]:
+def numbered_turns(span: Span) -> list[list[SpanTurn]]:
+    """The span's turns grouped by turn id, in order: T1 is the first group (pieces of a long turn share one)."""
+    groups: list[list[SpanTurn]] = []
+    for turn in span.turns:
+        if groups and groups[-1][0].turn_id == turn.turn_id:
+            groups[-1].append(turn)
+        else:
+            groups.append([turn])
+    return groups
+
+
+def render_span(turns: list[list[SpanTurn]]) -> str:
+    lines, date = [], object()
+    for number, pieces in enumerate(turns, start=1):
+        if pieces[0].date_time != date:
+            date = pieces[0].date_time
+            lines.append(f"Date: {date}" if date else "Date: unknown")
+        lines.append(f"T{number} " + " ".join(p.line for p in pieces))
+    return "\n".join(lines)
+
+
+def render_prompt(span: Span, memories: list[MemoryItem], skills: list[Skill], limit: int) -> list[dict[str, str]]:
     allowed = allowed_actions(skills)
     skill_text = "\n\n".join(f"### {s.name}\n{s.instructions}" for s in skills)
-    memory_text = "\n".join(f"[{n}] {m.content}" for n, m in enumerate(memories, start=1)) or "(none yet)"
-    user = USER_TEMPLATE.format(skills=skill_text, allowed=", ".join(allowed), memories=memory_text, span=span.text,
-                                formats="\n".join(OPERATION_FORMATS[a] for a in allowed))
+    memory_text = "\n".join(f"M{n} {m.content}" for n, m in enumerate(memories, start=1)) or "(none yet)"
+    formats = "\n".join(OPERATION_FORMATS[a] for a in allowed if memories or a not in ("UPDATE", "DELETE"))
+    user = USER_TEMPLATE.format(skills=skill_text, memories=memory_text, span=render_span(numbered_turns(span)),
+                                max_operations=limit, formats=formats)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -91,14 +144,15 @@ def allowed_actions(skills: list[Skill]) -> list[str]:
 
 def prompt_hash() -> str:
     """The prompt text and output schema themselves, so an edited prompt never reuses memories built with the old."""
-    return stable_hash([SYSTEM, USER_TEMPLATE, OPERATION_FORMATS, operations_schema(list(ACTIONS)),
-                        MAX_CONTENT_CHARS])
+    return stable_hash([SYSTEM, USER_TEMPLATE, OPERATION_FORMATS, NAME_CHARS, FACT_CHARS, FACT_PATTERN,
+                        NAME_PATTERN, MAX_CITED_TURNS, MAX_OPERATIONS, OPERATION_TOKENS])
 
 
 class Executor:
     def __init__(self, client: LLMClient, memory_top_k: int = 10) -> None:
         self.client = client
         self.memory_top_k = memory_top_k
+        self.limit = max_operations(getattr(client, "default_max_tokens", None))
 
     @property
     def identity(self) -> str:
@@ -110,8 +164,8 @@ class Executor:
         })
 
     def request(self, span: Span, memories: list[MemoryItem], skills: list[Skill]) -> ChatRequest:
-        return ChatRequest(render_prompt(span, memories, skills),
-                           json_schema=operations_schema(allowed_actions(skills)))
+        schema = operations_schema(allowed_actions(skills), len(numbered_turns(span)), len(memories), self.limit)
+        return ChatRequest(render_prompt(span, memories, skills, self.limit), json_schema=schema)
 
     def process(self, span: Span, memories: list[MemoryItem], bank: MemoryBank, skills: list[Skill],
                 step: int) -> SpanRecord:
@@ -122,34 +176,95 @@ class Executor:
                             prompt_tokens=response.usage.prompt_tokens,
                             completion_tokens=response.usage.completion_tokens, cached=response.cached)
         try:
-            operations = parse_operations(response.text)
+            operations, record.truncated = read_operations(response)
         except SchemaError as exc:
             record.parse_error = str(exc)
+            record.truncated = response.truncated
             return record
         record.parsed = operations
-        apply_operations(bank, operations, memories, allowed_actions(skills), span.span_id, step, record)
+        apply_operations(bank, operations, memories, allowed_actions(skills), span, step, record, self.limit)
         return record
 
 
-def parse_operations(text: str) -> list[dict[str, Any]]:
-    """The operations list, tolerating prose around the JSON and a bare list; anything else is a SchemaError."""
-    value = parse_json(text)
+def _complete_objects(text: str) -> tuple[list[Any], bool] | None:
+    """The complete items of the `operations` array in `text`, and whether the array was cut off; None when
+    there is no such array to scan."""
+    key = text.find('"operations"')
+    start = text.find("[", key) if key >= 0 else -1
+    if start < 0:
+        return None
+    decoder, items, position = json.JSONDecoder(), [], start + 1
+    while True:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        if position >= len(text):
+            return items, True            # the array never closed
+        if text[position] == "]":
+            return items, False
+        try:
+            item, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            return items, True            # an item cut off mid-way
+        items.append(item)
+
+
+def read_operations(response: ChatResponse | str) -> tuple[list[Any], bool]:
+    """(operations, truncated). A response cut off at the token limit keeps only its complete operations; other
+    output is read tolerantly (prose around the JSON, a bare list); anything else is a SchemaError."""
+    text = response if isinstance(response, str) else response.text
+    hit_limit = not isinstance(response, str) and response.truncated
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        scanned = _complete_objects(text)
+        if scanned is not None and (scanned[1] or hit_limit):
+            return scanned[0], True
+        value = parse_json(text)
     if isinstance(value, dict):
         value = value.get("operations")
     if not isinstance(value, list):
         raise SchemaError("executor output has no operations list")
-    return value
+    return value, hit_limit
+
+
+def parse_operations(text: str) -> list[dict[str, Any]]:
+    """The operations list of a complete output (see `read_operations`)."""
+    return read_operations(text)[0]
+
+
+def memory_text(op: dict[str, Any]) -> str | None:
+    """A written memory: "<person> <fact>" (or a plain `content`, from backends without a grammar)."""
+    person, fact, content = op.get("person"), op.get("fact"), op.get("content")
+    if isinstance(person, str) and isinstance(fact, str) and person.strip() and fact.strip():
+        return f"{person.strip()} {fact.strip()}"
+    if isinstance(content, str) and content.strip():
+        return content.strip()
+    return None
+
+
+def _cited_turns(op: dict[str, Any], turns: list[list[SpanTurn]]) -> list[list[SpanTurn]] | None:
+    """The turns an operation cites, or None when it cites none or a number it was not shown."""
+    numbers = op.get("turns")
+    if not isinstance(numbers, list) or not numbers:
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= len(turns) for n in numbers):
+        return None
+    return [turns[n - 1] for n in dict.fromkeys(numbers)]
 
 
 def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[MemoryItem], allowed: list[str],
-                     span_id: str, step: int, record: SpanRecord) -> None:
+                     span: Span, step: int, record: SpanRecord, limit: int = MAX_OPERATIONS) -> None:
     """Validate every operation, then apply in a fixed order: by-reference edits first, then inserts."""
     def reject(op: Any, reason: str) -> None:
         record.rejected.append({"operation": op, "reason": reason})
 
-    edits: dict[str, tuple[str, dict[str, Any]]] = {}  # real id -> (action, op)
-    inserts: list[str] = []
-    for op in operations[:MAX_OPERATIONS * 2]:
+    turns = numbered_turns(span)
+    edits: dict[str, tuple[str, dict[str, Any]]] = {}  # real id -> (action, validated op)
+    inserts: list[dict[str, Any]] = []
+    for position, op in enumerate(operations):
+        if position >= limit:
+            reject(op, "over_limit")
+            continue
         if not isinstance(op, dict) or not isinstance(op.get("action"), str):
             reject(op, "malformed")
             continue
@@ -163,34 +278,47 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
         if action == "NOOP":
             record.applied.append({"action": "NOOP"})
             continue
-        content = op.get("content")
+        change: dict[str, Any] = {}
         if action in ("INSERT", "UPDATE"):
-            if not isinstance(content, str) or not content.strip():
+            content = memory_text(op)
+            if content is None:
                 reject(op, "malformed")
                 continue
-            content = content.strip()[:MAX_CONTENT_CHARS]
+            if len(content.strip()) > CONTENT_CHARS:
+                reject(op, "too_long")
+                continue
+            cited = _cited_turns(op, turns)
+            if cited is None:
+                reject(op, "unknown_turn" if op.get("turns") else "no_source")
+                continue
+            change = {"content": content.strip(), "turn_ids": [group[0].turn_id for group in cited],
+                      "session_date": cited[0][0].date_time,
+                      "copy": is_verbatim_copy(content, (" ".join(p.line for p in g) for g in turns))}
         if action == "INSERT":
-            if bank.find_duplicate(content) or content.lower() in (c.lower() for c in inserts):
+            text = change["content"]
+            if bank.find_duplicate(text) or text.lower() in (c["content"].lower() for c in inserts):
                 reject(op, "duplicate")
                 continue
-            inserts.append(content)
+            inserts.append(change)
             continue
         ref = op.get("ref")
         if isinstance(ref, bool) or not isinstance(ref, int) or not 1 <= ref <= len(shown):
             reject(op, "unknown_ref")
             continue
         real_id = shown[ref - 1].id
-        if real_id in edits:
+        if real_id in edits:  # an UPDATE and a DELETE (or two edits) of one item: the first wins
             reject(op, "conflict")
             continue
-        edits[real_id] = (action, {**op, "content": content})
-    for real_id, (action, op) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
+        edits[real_id] = (action, change)
+    for real_id, (action, change) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
         if action == "DELETE":
             bank.delete(real_id)
             record.applied.append({"action": "DELETE", "id": real_id})
         else:
-            bank.update(real_id, op["content"], span_id, step)
-            record.applied.append({"action": "UPDATE", "id": real_id, "content": op["content"]})
+            bank.update(real_id, change["content"], span.span_id, step, change["turn_ids"], change["session_date"])
+            record.applied.append({"action": "UPDATE", "id": real_id, **change})
     if inserts:
-        for item_id, content in zip(bank.insert(inserts, span_id, step), inserts, strict=True):
-            record.applied.append({"action": "INSERT", "id": item_id, "content": content})
+        ids = bank.insert([c["content"] for c in inserts], span.span_id, step,
+                          sources=[c["turn_ids"] for c in inserts], session_dates=[c["session_date"] for c in inserts])
+        for item_id, change in zip(ids, inserts, strict=True):
+            record.applied.append({"action": "INSERT", "id": item_id, **change})

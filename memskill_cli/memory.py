@@ -21,12 +21,17 @@ class MemoryEvent(BaseModel):
     old: str | None = None
     new: str | None = None
     span_id: str | None = None
+    turn_ids: list[str] = Field(default_factory=list)
 
 
 class MemoryItem(BaseModel):
+    """A fact with its provenance: the spans and turns it was written from, and the session date it belongs to."""
+
     id: str
     content: str
     source_span_ids: list[str] = Field(default_factory=list)
+    source_turn_ids: list[str] = Field(default_factory=list)
+    session_date: str | None = None
     created_step: int
     updated_step: int
     history: list[MemoryEvent] = Field(default_factory=list)
@@ -63,28 +68,37 @@ class MemoryBank:
         key = _normalise(content)
         return next((i for i, item in self.items.items() if _normalise(item.content) == key), None)
 
-    def insert(self, contents: list[str], span_id: str | None, step: int,
-               vectors: np.ndarray | None = None) -> list[str]:
+    def insert(self, contents: list[str], span_id: str | None, step: int, vectors: np.ndarray | None = None,
+               sources: list[list[str]] | None = None, session_dates: list[str | None] | None = None) -> list[str]:
+        """New items; `sources` are the turn ids each one was written from, `session_dates` their dates."""
         vectors = self._embed(contents) if vectors is None else vectors
+        sources = sources or [[] for _ in contents]
+        session_dates = session_dates or [None for _ in contents]
         ids = []
-        for content, vector in zip(contents, vectors, strict=True):
+        for content, vector, turns, date in zip(contents, vectors, sources, session_dates, strict=True):
             item_id = f"m{self.next_id}"
             self.next_id += 1
             self.items[item_id] = MemoryItem(
-                id=item_id, content=content, source_span_ids=[span_id] if span_id else [], created_step=step,
-                updated_step=step, history=[MemoryEvent(step=step, action="INSERT", new=content, span_id=span_id)])
+                id=item_id, content=content, source_span_ids=[span_id] if span_id else [],
+                source_turn_ids=list(turns), session_date=date, created_step=step, updated_step=step,
+                history=[MemoryEvent(step=step, action="INSERT", new=content, span_id=span_id, turn_ids=list(turns))])
             self.vectors[item_id] = vector
             self.index.add_with_ids(vector.reshape(1, -1), np.array([self._faiss_id(item_id)], dtype=np.int64))
             ids.append(item_id)
         return ids
 
-    def update(self, item_id: str, content: str, span_id: str | None, step: int) -> None:
+    def update(self, item_id: str, content: str, span_id: str | None, step: int,
+               turn_ids: list[str] | None = None, session_date: str | None = None) -> None:
+        """Rewrite an item; the turns it now draws on join its provenance (the earlier ones stay)."""
         item = self.items[item_id]
         vector = self._embed([content])[0]
-        item.history.append(MemoryEvent(step=step, action="UPDATE", old=item.content, new=content, span_id=span_id))
+        item.history.append(MemoryEvent(step=step, action="UPDATE", old=item.content, new=content, span_id=span_id,
+                                        turn_ids=list(turn_ids or [])))
         item.content, item.updated_step = content, step
+        item.session_date = session_date or item.session_date
         if span_id and span_id not in item.source_span_ids:
             item.source_span_ids.append(span_id)
+        item.source_turn_ids.extend(t for t in turn_ids or [] if t not in item.source_turn_ids)
         faiss_id = np.array([self._faiss_id(item_id)], dtype=np.int64)
         self.index.remove_ids(faiss_id)
         self.index.add_with_ids(vector.reshape(1, -1), faiss_id)

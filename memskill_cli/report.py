@@ -34,11 +34,27 @@ def eval_table(summary: dict[str, Any]) -> Table:
     names = metric_names(summary)
     headline = names[0]
     categories = sorted({c for r in summary["methods"].values() for c in r["per_category"]})
-    header = ["method", "n", *(n if n in ("judge", "steps") else n.upper() if n != "success" else "success rate"
-                               for n in names), *(f"{headline} {c}" for c in categories)]
-    rows = [[method, _fmt(r["overall"]["n"]), *(_fmt(r["overall"].get(n)) for n in names),
+    labels = {"judge": "judge", "steps": "steps", "success": "success rate"}
+    header = ["method", "selector", "n", *(labels.get(n, n.upper()) for n in names),
+              *(f"{headline} {c}" for c in categories)]
+    rows = [[method, r.get("selector", "-"), _fmt(r["overall"]["n"]), *(_fmt(r["overall"].get(n)) for n in names),
              *(_fmt(r["per_category"].get(c, {}).get(headline)) for c in categories)]
             for method, r in summary["methods"].items()]
+    return header, rows
+
+
+def quality_table(summary: dict[str, Any]) -> Table:
+    """Memory quality without an answerer: how the executor calls went and whether retrieval cites the evidence."""
+    header = ["method", "evidence recall", "evidence recall (any)", "executor calls", "truncated", "verbatim copies",
+              "completion tokens / span", "memories / span", "rejected ops"]
+    rows = []
+    for method, r in summary["methods"].items():
+        overall, cost = r["overall"], r.get("cost", {})
+        rows.append([method, _fmt(overall.get("evidence_recall")), _fmt(overall.get("evidence_recall_any")),
+                     _fmt(cost.get("executor_calls")), _fmt(cost.get("truncation_rate")),
+                     _fmt(cost.get("verbatim_copy_rate")), _fmt(cost.get("completion_tokens_per_span")),
+                     _fmt(cost.get("memories_per_span")),
+                     ", ".join(f"{k} {v}" for k, v in cost.get("rejected_by_reason", {}).items()) or "-"])
     return header, rows
 
 
@@ -92,6 +108,13 @@ def plot_skill_usage(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _cited(example: dict[str, Any], count: int = 5) -> list[str]:
+    """The first memories an answer used, each with the turn ids it cites (its provenance), when known."""
+    turns = example.get("retrieved_turns") or [[] for _ in example["retrieved"]]
+    return [f"{text} [{', '.join(ids)}]" if ids else text for text, ids in zip(example["retrieved"], turns,
+                                                                                 strict=False)][:count]
+
+
 def examples(eval_dir: Path, method: str = "memskill", count: int = 3) -> list[dict[str, Any]]:
     path = eval_dir / "runs" / method / "predictions.jsonl"
     return read_jsonl(path)[:count] if path.exists() else []
@@ -131,7 +154,8 @@ def build_report(dataset: str, artifacts: Path, out_dir: Path) -> Path:
     if (evolve_dir / "llm_usage.json").exists():
         usages["evolve"] = read_json(evolve_dir / "llm_usage.json")
     sections: list[tuple[str, str, str]] = [  # (title, markdown, html)
-        ("Evaluation", _md_table(eval_table(summary)), _html_table(eval_table(summary)))]
+        ("Evaluation", _md_table(eval_table(summary)), _html_table(eval_table(summary))),
+        ("Memory quality", _md_table(quality_table(summary)), _html_table(quality_table(summary)))]
     with atomic_dir(out_dir) as tmp:
         if history:
             plot_rewards(history, tmp / "reward.png")
@@ -147,12 +171,12 @@ def build_report(dataset: str, artifacts: Path, out_dir: Path) -> Path:
         shown = examples(eval_dir)
         if shown:
             md = "\n\n".join(f"**Q:** {e['question']}  \n**gold:** {' | '.join(e['gold'])}  \n**predicted:** "
-                             f"{e['prediction']} ({_score(e)})  \n**memories used:** "
-                             + "; ".join(e["retrieved"][:5]) for e in shown)
+                             f"{e['prediction']} ({_score(e)})  \n**memories used** (cited turns):  \n"
+                             + "  \n".join(f"- {m}" for m in _cited(e)) for e in shown)
             page = "".join(f"<div class='ex'><p><b>Q:</b> {html.escape(e['question'])}<br><b>gold:</b> "
                            f"{html.escape(' | '.join(e['gold']))}<br><b>predicted:</b> "
                            f"{html.escape(e['prediction'])} ({_score(e)})</p><ul>"
-                           + "".join(f"<li>{html.escape(m)}</li>" for m in e["retrieved"][:5]) + "</ul></div>"
+                           + "".join(f"<li>{html.escape(m)}</li>" for m in _cited(e)) + "</ul></div>"
                            for e in shown)
             sections.append(("Examples (memskill)", md, page))
         title = f"memskill report: {dataset} ({summary['split']} split)"

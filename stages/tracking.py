@@ -80,6 +80,9 @@ def record_stage(settings: Settings, stage: str, dataset: str, steps: Steps = ()
         return run.info.run_id
 
 
+QUALITY_FIGURES = ("truncation_rate", "verbatim_copy_rate", "completion_tokens_per_span", "memories_per_span")
+
+
 def train_steps(history: list[dict[str, Any]]) -> Steps:
     keys = ("reward_mean", "reward_min", "reward_max", "policy_loss", "value_loss", "approx_kl", "clip_fraction",
             "entropy", "explained_variance", "episodes_seconds", "ppo_seconds")
@@ -87,6 +90,11 @@ def train_steps(history: list[dict[str, Any]]) -> Steps:
         metrics = {k: record[k] for k in keys if k in record}
         metrics.update({f"skill_usage.{name}": n for name, n in record.get("skill_usage", {}).items()})
         metrics["parse_failures"] = sum(e.get("parse_failures", 0) for e in record.get("episodes", []))
+        for name in QUALITY_FIGURES:  # memory build quality, averaged over the update's episodes
+            values = [e["quality"][name] for e in record.get("episodes", [])
+                      if e.get("quality", {}).get(name) is not None]
+            if values:
+                metrics[f"quality.{name}"] = sum(values) / len(values)
         yield record["update"], metrics
 
 

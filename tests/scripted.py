@@ -9,9 +9,9 @@ from memskill_cli.llm.base import ChatRequest, ChatResponse, LLMClient, Usage
 
 
 class ScriptedClient(LLMClient):
-    """Answers with `script(request)`; records every request it was asked."""
+    """Answers with `script(request)` (a text, or a whole ChatResponse); records every request it was asked."""
 
-    def __init__(self, script: Callable[[ChatRequest], str], name: str = "scripted") -> None:
+    def __init__(self, script: Callable[[ChatRequest], str | ChatResponse], name: str = "scripted") -> None:
         self.script = script
         self.name = name
         self.requests: list[ChatRequest] = []
@@ -24,6 +24,8 @@ class ScriptedClient(LLMClient):
     def _complete(self, request: ChatRequest) -> ChatResponse:
         with self._lock:
             self.requests.append(request)
-        text = self.script(request)
+        answer = self.script(request)
+        if isinstance(answer, ChatResponse):
+            return answer
         prompt = sum(len(m["content"].split()) for m in request.messages)
-        return ChatResponse(text=text, usage=Usage(prompt, len(text.split())))
+        return ChatResponse(text=answer, usage=Usage(prompt, len(answer.split())), finish_reason="stop")

@@ -99,7 +99,8 @@ def _replay_script(plans: dict[str, list[str]]):
 def _context(prepared, tmp_path, encoder, answerer, **alfworld):
     info = build_cache(prepared.path, SpanSettings(), EmbeddingSettings(), tmp_path / "cache", encoder)
     ledger = UsageLedger()
-    executor = ScriptedClient(lambda r: '{"operations": [{"action": "INSERT", "content": "fridges hold food"}]}')
+    executor = ScriptedClient(
+        lambda r: '{"operations": [{"action": "INSERT", "turns": [1], "content": "fridges hold food"}]}')
     clients = {"executor": RoleClient("executor", executor, ledger=ledger),
                "answerer": RoleClient("answerer", ScriptedClient(answerer, "actor"), ledger=ledger),
                "judge": RoleClient("judge", ScriptedClient(lambda r: "{}"), ledger=ledger)}
@@ -146,7 +147,8 @@ def test_training_pair_protocol_rewards_success_and_buffers_failures(prepared, t
 
     info = build_cache(prepared.path, SpanSettings(), EmbeddingSettings(), tmp_path / "cache", encoder)
     ledger = UsageLedger()
-    insert = ScriptedClient(lambda r: '{"operations": [{"action": "INSERT", "content": "open the fridge first"}]}')
+    insert = ScriptedClient(
+        lambda r: '{"operations": [{"action": "INSERT", "turns": [1], "content": "open the fridge first"}]}')
     clients = {"executor": RoleClient("executor", insert, ledger=ledger),
                "answerer": RoleClient("answerer", ScriptedClient(half_right), ledger=ledger)}
     settings = Settings(train={"updates": 1, "episodes_per_update": 6, "queries_per_trace": 1},

@@ -19,10 +19,11 @@ from tests.scripted import ScriptedClient
 
 
 def executor_script(request):
-    """Insert every line of the span as a memory (what a perfect copier would do)."""
-    span = request.messages[1]["content"].split("New span:\n", 1)[1].split("\n\nAnswer with JSON", 1)[0]
-    lines = [line for line in span.splitlines() if not line.startswith("[")]
-    return json.dumps({"operations": [{"action": "INSERT", "content": line} for line in lines]})
+    """Insert every turn of the span as a memory citing it (what a perfect copier would do)."""
+    span = request.messages[1]["content"].split("New excerpt:\n", 1)[1].split("\n\nWrite at most", 1)[0]
+    turns = [re.match(r"T(\d+) (.*)", line) for line in span.splitlines()]
+    return json.dumps({"operations": [{"action": "INSERT", "turns": [int(t.group(1))], "content": t.group(2)[:200]}
+                                      for t in turns if t]})
 
 
 def answer_script(request):
@@ -138,3 +139,34 @@ def test_eval_end_to_end_with_the_embedded_model(tmp_path):
     assert run.data.metrics["memskill.f1"] == memskill["overall"]["f1"]
     assert run.data.metrics["llm.executor.calls"] >= 2
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"metrics.json", "runs"}
+
+
+def test_an_llm_failure_stops_the_run_and_a_rerun_reuses_what_was_computed(context: EvalContext, tmp_path):
+    from memskill_cli.errors import LLMError
+    from memskill_cli.llm.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path / "llm.sqlite")
+    answered, broken = [], [True]
+
+    def flaky(request):
+        if broken[0] and len(answered) == 4:
+            raise LLMError("answerer endpoint failed after 6 retries")
+        answered.append(request)
+        return answer_script(request)
+
+    executor = ScriptedClient(executor_script, "exec")
+    context.clients["executor"] = RoleClient("executor", executor, cache=cache, ledger=context.ledger)
+    context.clients["answerer"] = RoleClient("answerer", ScriptedClient(flaky, "ans"), cache=cache,
+                                             ledger=context.ledger)
+    context.settings = context.settings.model_copy(update={"eval": context.settings.eval.model_copy(
+        update={"judge": False})})
+    with pytest.raises(LLMError, match="failed after 6 retries"):
+        evaluate(context, ["memskill"], tmp_path / "out")
+    assert not (tmp_path / "out/metrics.json").exists()  # nothing half-written
+    built = len(executor.requests)
+    answered.clear()
+    broken[0] = False  # the endpoint works again
+    summary = evaluate(context, ["memskill"], tmp_path / "out")
+    assert summary["methods"]["memskill"]["overall"]["n"] == 10
+    assert len(executor.requests) == built      # every memory reused
+    assert len(answered) == 10 - 4              # only the questions not yet answered were asked

@@ -35,3 +35,16 @@ def test_map_keeps_order(embedded_llm):
                 for n in (3, 8)]
     answers = [r.text for r in embedded_llm.map(requests, workers=2)]
     assert "3" in answers[0] and "8" in answers[1]
+
+
+def test_output_cut_at_the_token_limit_comes_back_with_its_finish_reason(embedded_llm):
+    schema = {"type": "object", "properties": {"colors": {"type": "array", "items": {"type": "string"}}},
+              "required": ["colors"]}
+    cut = embedded_llm.complete(ChatRequest([{"role": "user", "content": "Name ten colors as JSON."}],
+                                            json_schema=schema, max_tokens=8))
+    assert cut.truncated and cut.usage.completion_tokens == 8 and cut.text.startswith("{")
+    full = embedded_llm.complete(ChatRequest([{"role": "user", "content": "Name two colors as JSON."}],
+                                             json_schema=schema, max_tokens=64))
+    assert full.finish_reason == "stop" and parse_json(full.text, schema)["colors"]
+    # Token counts come from the model's own tokenizer.
+    assert embedded_llm.count_tokens("Caroline went to the support group on 7 May 2023.") == 17

@@ -5,15 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from memskill_cli.data.spans import Span
+from memskill_cli.data.spans import Span, SpanTurn
 from memskill_cli.errors import DataError
 from memskill_cli.executor import Executor, operations_schema, parse_operations
+from memskill_cli.llm import ChatResponse, Usage
 from memskill_cli.memory import MemoryBank
 from memskill_cli.skills import Skill, SkillBank
 from tests.scripted import ScriptedClient
 
-SPAN = Span(span_id="t/00001", trace_id="t", index=1, session_ids=["S1"], turn_ids=["S1:1"],
-            date_time="1 May 2024", text="[1 May 2024]\nAnn: I moved to Oslo and sold my car.", n_tokens=20)
+SPAN = Span(span_id="t/00001", trace_id="t", index=1, session_ids=["S1"], turn_ids=["S1:1", "S1:2"],
+            date_time="1 May 2024", text="[1 May 2024]\nAnn: I moved to Oslo and sold my car.\nBo: Wow!", n_tokens=20,
+            turns=[SpanTurn(turn_id="S1:1", date_time="1 May 2024", line="Ann: I moved to Oslo and sold my car."),
+                   SpanTurn(turn_id="S1:2", date_time="1 May 2024", line="Bo: Wow!")])
 
 
 def fake_encode(texts):
@@ -27,7 +30,8 @@ def fake_encode(texts):
 
 def make_bank(*contents):
     bank = MemoryBank(32, fake_encode)
-    bank.insert(list(contents), "t/00000", 0)
+    if contents:
+        bank.insert(list(contents), "t/00000", 0)
     return bank
 
 
@@ -49,9 +53,9 @@ def test_good_output_applies_in_a_fixed_order():
     car = shown.index("m2") + 1
     city = shown.index("m1") + 1
     output = json.dumps({"operations": [
-        {"action": "INSERT", "content": "Ann moved to Oslo on 1 May 2024."},
+        {"action": "INSERT", "turns": [1], "content": "Ann moved to Oslo on 1 May 2024."},
         {"action": "DELETE", "ref": car},
-        {"action": "UPDATE", "ref": city, "content": "Ann lives in Oslo (since 1 May 2024)."},
+        {"action": "UPDATE", "ref": city, "turns": [1], "content": "Ann lives in Oslo (since 1 May 2024)."},
     ]})
     record, _ = run(output, ALL, bank)
     assert [a["action"] for a in record.applied] == ["UPDATE", "DELETE", "INSERT"]  # edits by id, then inserts
@@ -60,6 +64,9 @@ def test_good_output_applies_in_a_fixed_order():
         "m1": "Ann lives in Oslo (since 1 May 2024).", "m3": "Ann moved to Oslo on 1 May 2024."}
     assert [e.action for e in bank.items["m1"].history] == ["INSERT", "UPDATE"]
     assert bank.items["m1"].history[1].old == "Ann lives in Bergen."
+    # Provenance: the cited turn ids (never the local numbers) and the session date.
+    assert bank.items["m3"].source_turn_ids == ["S1:1"] and bank.items["m3"].session_date == "1 May 2024"
+    assert bank.items["m1"].source_turn_ids == ["S1:1"] and bank.items["m1"].history[1].turn_ids == ["S1:1"]
 
 
 def test_hostile_output_is_rejected_and_counted_never_applied():
@@ -68,19 +75,22 @@ def test_hostile_output_is_rejected_and_counted_never_applied():
               '{"action": "UPDATE", "ref": 7, "content": "invented"},'
               '{"action": "DELETE", "ref": 1},'
               '{"action": "EXPLODE"}, "not an object",'
-              '{"action": "INSERT", "content": "  "},'
-              '{"action": "INSERT", "content": "Ann lives in Bergen."},'
-              '{"action": "INSERT", "content": "Ann sold her car."}]}\n```\nHope this helps!')
-    record, _ = run(output, INSERT_ONLY, bank)
+              '{"action": "INSERT", "turns": [1], "content": "  "},'
+              '{"action": "INSERT", "turns": [1], "content": "Ann lives in Bergen."},'
+              '{"action": "INSERT", "turns": [1], "content": "Ann sold her car."}]}\n```\nHope this helps!')
+    record, executor = run(output, INSERT_ONLY, bank)
+    assert executor.limit == 6  # the seventh operation is over the limit: rejected with that reason, not dropped
     reasons = [r["reason"] for r in record.rejected]
-    assert reasons == ["disallowed_action", "disallowed_action", "malformed", "malformed", "malformed", "duplicate"]
-    assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen.", "Ann sold her car."]
+    assert reasons == ["disallowed_action", "disallowed_action", "malformed", "malformed", "malformed", "duplicate",
+                       "over_limit"]
+    assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen."]
 
 
 def test_unknown_reference_with_update_allowed():
     bank = make_bank("Ann lives in Bergen.")
-    record, _ = run('{"operations": [{"action": "UPDATE", "ref": 2, "content": "x"}, '
-                    '{"action": "UPDATE", "ref": 0, "content": "y"}, {"action": "DELETE", "ref": "1"}]}', ALL, bank)
+    record, _ = run('{"operations": [{"action": "UPDATE", "ref": 2, "turns": [1], "content": "x"}, '
+                    '{"action": "UPDATE", "ref": 0, "turns": [1], "content": "y"}, {"action": "DELETE", "ref": "1"}]}',
+                    ALL, bank)
     assert [r["reason"] for r in record.rejected] == ["unknown_ref", "unknown_ref", "unknown_ref"]
     assert bank.items["m1"].content == "Ann lives in Bergen."
 
@@ -97,9 +107,60 @@ def test_prompt_shows_local_numbers_and_schema_limits_actions():
     bank = make_bank("Ann lives in Bergen.")
     _, executor = run('{"operations": []}', INSERT_ONLY, bank)
     request = executor.client.requests[0]
-    assert "[1] Ann lives in Bergen." in request.messages[1]["content"]
-    assert "m1" not in request.messages[1]["content"]  # real ids never reach the LLM
-    assert request.json_schema == operations_schema(["INSERT", "NOOP"])
+    prompt = request.messages[1]["content"]
+    assert "M1 Ann lives in Bergen." in prompt and "T1 Ann: I moved to Oslo" in prompt and "T2 Bo: Wow!" in prompt
+    assert "Date: 1 May 2024" in prompt
+    assert "m1" not in prompt and "S1:1" not in prompt  # real ids never reach the LLM
+    assert request.json_schema == operations_schema(["INSERT", "NOOP"], n_turns=2, n_memories=1, limit=6)
+    [insert, _] = request.json_schema["properties"]["operations"]["items"]["anyOf"]
+    assert insert["properties"]["turns"]["items"]["enum"] == [1, 2]  # the grammar allows only shown turns
+    assert insert["properties"]["fact"]["maxLength"] == 150 and insert["properties"]["person"]["maxLength"] == 40
+    assert insert["required"] == ["action", "turns", "person", "fact"]
+
+
+def test_a_cut_off_response_applies_only_complete_operations():
+    bank = make_bank("Ann lives in Bergen.")
+    text = ('{"operations": [{"action": "INSERT", "turns": [1], "content": "Ann moved to Oslo on 1 May 2024."}, '
+            '{"action": "INSERT", "turns": [1], "content": "Ann sold her c')
+    cut = ChatResponse(text=text, usage=Usage(50, 40), finish_reason="length")
+    record, _ = run(cut, INSERT_ONLY, bank)
+    assert record.truncated and record.parse_error is None
+    assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen.", "Ann moved to Oslo on 1 May 2024."]
+    # The same cut without a finish reason (a backend that does not say) is detected from the unterminated JSON.
+    record, _ = run(text, INSERT_ONLY, make_bank("x"))
+    assert record.truncated and [a["content"] for a in record.applied] == ["Ann moved to Oslo on 1 May 2024."]
+    # Cut inside the first operation: nothing is applied, and it still counts as truncated.
+    record, _ = run(ChatResponse(text='{"operations": [{"action": "INS', finish_reason="length"), INSERT_ONLY,
+                    make_bank("x"))
+    assert record.truncated and record.applied == [] and record.parse_error is None
+
+
+def test_invented_turns_sources_and_conflicts_are_rejected():
+    bank = make_bank("Ann lives in Bergen.")
+    output = json.dumps({"operations": [
+        {"action": "INSERT", "turns": [3], "content": "Ann has a brother."},       # T3 was never shown
+        {"action": "INSERT", "content": "Ann likes jazz."},                        # no source turn
+        {"action": "INSERT", "turns": [1], "content": "x" * 201},                  # over the content limit
+        {"action": "UPDATE", "ref": 1, "turns": [1], "content": "Ann lives in Oslo."},
+        {"action": "DELETE", "ref": 1},                                            # the same item: a conflict
+    ]})
+    record, _ = run(output, ALL, bank)
+    assert [r["reason"] for r in record.rejected] == ["unknown_turn", "no_source", "too_long", "conflict"]
+    assert [i.content for i in bank.items.values()] == ["Ann lives in Oslo."]
+
+
+def test_verbatim_copies_are_flagged_and_provenance_survives_save_and_load(tmp_path):
+    bank = make_bank()
+    output = json.dumps({"operations": [
+        {"action": "INSERT", "turns": [1], "content": "Ann: I moved to Oslo and sold my car."},
+        {"action": "INSERT", "turns": [1, 2], "content": "Ann moved to Oslo in May 2024."},
+    ]})
+    record, _ = run(output, INSERT_ONLY, bank)
+    assert [a["copy"] for a in record.applied] == [True, False]
+    bank.save(tmp_path / "bank")
+    loaded = MemoryBank.load(tmp_path / "bank", fake_encode)
+    assert [i.source_turn_ids for i in loaded.items.values()] == [["S1:1"], ["S1:1", "S1:2"]]
+    assert loaded.items == bank.items
 
 
 def test_memory_bank_ids_and_index_stay_consistent(tmp_path):

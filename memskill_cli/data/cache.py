@@ -14,7 +14,7 @@ import numpy as np
 
 from memskill_cli.config import EmbeddingSettings, SpanSettings
 from memskill_cli.data.schema import load_prepared
-from memskill_cli.data.spans import Span, make_spans
+from memskill_cli.data.spans import SPAN_FORMAT, Span, make_spans
 from memskill_cli.data.tokens import TokenCounter
 from memskill_cli.embeddings import LONG_TEXT_POOLING, Encoder
 from memskill_cli.errors import DataError
@@ -45,7 +45,7 @@ def cache_key(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSetti
     return stable_hash({
         "traces": sha256_file(prepared_dir / "traces.jsonl"),
         "queries": sha256_file(prepared_dir / "queries.jsonl"),
-        "spans": spans.model_dump(),
+        "spans": spans.model_dump(), "span_format": SPAN_FORMAT,
         "encoder": embedding.model, "long_text": LONG_TEXT_POOLING,
     })
 

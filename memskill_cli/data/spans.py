@@ -16,6 +16,15 @@ from memskill_cli.data.schema import Record, Session, Trace, Turn
 from memskill_cli.data.tokens import TokenCounter
 
 
+class SpanTurn(Record):
+    """One rendered turn of a span (or a piece of an over-long one), with its id and session date: what the
+    executor numbers and cites."""
+
+    turn_id: str
+    date_time: str | None = None
+    line: str
+
+
 class Span(Record):
     span_id: str
     trace_id: str
@@ -25,6 +34,7 @@ class Span(Record):
     date_time: str | None = None
     text: str
     n_tokens: int = Field(ge=0)
+    turns: list[SpanTurn] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,10 @@ class _Unit:
     session: Session
     turn_id: str
     line: str
+
+
+#: Bump when what a span holds changes, so span caches rebuild.
+SPAN_FORMAT = 2
 
 
 def render_turn(turn: Turn) -> str:
@@ -80,6 +94,7 @@ def make_spans(trace: Trace, settings: SpanSettings, counter: TokenCounter | Non
             session_ids=list(dict.fromkeys(u.session.session_id for u in group)),
             turn_ids=list(dict.fromkeys(u.turn_id for u in group)),
             date_time=group[0].session.date_time, text=text, n_tokens=counter.count(text),
+            turns=[SpanTurn(turn_id=u.turn_id, date_time=u.session.date_time, line=u.line) for u in group],
         ))
     return spans
 

@@ -48,6 +48,11 @@ class ChatResponse:
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
     cached: bool = False
+    finish_reason: str | None = None  # "stop", or "length" when the output hit the token limit
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
 
     def json(self, schema: dict[str, Any] | None = None) -> Any:
         """Parse the text as JSON, tolerating prose and broken syntax around it; validate if given a schema."""
@@ -83,6 +88,11 @@ class LLMClient(abc.ABC):
 
     @abc.abstractmethod
     def _complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` for this model. Without the model's tokenizer: a conservative estimate (a token per
+        3 bytes; English runs about 4 characters per token), so budgets hold."""
+        return -(-len(text.encode("utf-8")) // 3)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         start = time.perf_counter()

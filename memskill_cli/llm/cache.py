@@ -27,23 +27,27 @@ class ResponseCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                "prompt_tokens INTEGER, completion_tokens INTEGER)"
+                "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT)"
             )
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+            if "finish_reason" not in columns:  # a cache written before finish reasons were kept
+                self._db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
 
     def get(self, key: str) -> ChatResponse | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, prompt_tokens, completion_tokens FROM responses WHERE key = ?", (key,)
+                "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM responses WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        return ChatResponse(text=row[0], usage=Usage(row[1], row[2]), cached=True)
+        return ChatResponse(text=row[0], usage=Usage(row[1], row[2]), cached=True, finish_reason=row[3])
 
     def put(self, key: str, response: ChatResponse) -> None:
         with self._lock, self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
-                (key, response.text, response.usage.prompt_tokens, response.usage.completion_tokens),
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                (key, response.text, response.usage.prompt_tokens, response.usage.completion_tokens,
+                 response.finish_reason),
             )
 
     def __len__(self) -> int:

@@ -46,31 +46,49 @@ class LlamaCppClient(LLMClient):
         self.max_concurrency = settings.n_parallel
         threads = settings.threads or available_cores()
         self._server = _server(self.path, settings.n_ctx, settings.n_parallel, threads)
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def identity(self) -> str:
         return f"llamacpp:{self.path.name}:{self.path.stat().st_size}"
 
+    @property
+    def tokenizer(self) -> Any:
+        """The model's own tokenizer and chat template, from its GGUF (loaded on first use)."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                self._tokenizer = models.gguf_tokenizer(self.path)
+        return self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Exact, with the model's own tokenizer."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def _complete(self, request: ChatRequest) -> ChatResponse:
+        """The chat is rendered with the model's own template and sent as a plain completion: the raw text and the
+        finish reason always come back (llama.cpp's chat parser rejects output cut off at the token limit)."""
         body: dict[str, Any] = {
-            "messages": list(request.messages),
+            "prompt": self.tokenizer.apply_chat_template(list(request.messages), tokenize=False,
+                                                         add_generation_prompt=True),
             "max_tokens": request.max_tokens or self.settings.max_tokens,
             "temperature": self.settings.temperature if request.temperature is None else request.temperature,
             "seed": 0,
         }
         if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema},
-            }
+            body["json_schema"] = request.json_schema
         start = time.perf_counter()
-        result = self._server.handle_chat_completions(body)
+        try:
+            result = self._server.handle_completions(body)
+        except RuntimeError as exc:
+            raise LLMError(f"llama.cpp failed: {exc}") from None
         if not isinstance(result, dict) or "choices" not in result:
             message = result.get("error", result) if isinstance(result, dict) else result
             raise LLMError(f"llama.cpp failed: {message}")
         usage = result.get("usage", {})
+        choice = result["choices"][0]
         return ChatResponse(
-            text=result["choices"][0]["message"].get("content") or "",
+            text=choice.get("text") or "",
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            latency_s=time.perf_counter() - start,
+            latency_s=time.perf_counter() - start, finish_reason=choice.get("finish_reason"),
         )

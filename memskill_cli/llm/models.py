@@ -12,9 +12,10 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from memskill_cli.errors import ModelError
-from memskill_cli.fileio import atomic_path, sha256_file
+from memskill_cli.fileio import atomic_dir, atomic_path, sha256_file
 
 
 @dataclass(frozen=True)
@@ -133,3 +134,16 @@ def resolve(name_or_path: str) -> Path:
     if path.is_file():
         return path
     raise ModelError(f"unknown model {name_or_path!r}: not one of {sorted(REGISTRY)} and not a GGUF file")
+
+
+def gguf_tokenizer(path: Path) -> Any:
+    """The model's own tokenizer and chat template (a transformers fast tokenizer), converted once from the GGUF's
+    metadata and kept beside it in `<name>.tokenizer/`; later loads read that folder (under a second)."""
+    from transformers import AutoTokenizer
+
+    saved = path.with_name(f"{path.stem}.tokenizer")
+    if not (saved / "tokenizer.json").exists():
+        converted = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        with atomic_dir(saved) as tmp:
+            converted.save_pretrained(str(tmp))
+    return AutoTokenizer.from_pretrained(str(saved))

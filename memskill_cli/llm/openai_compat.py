@@ -110,13 +110,14 @@ class OpenAIClient(LLMClient):
         try:
             data = response.json()
             text = data["choices"][0]["message"].get("content") or ""
+            finish_reason = data["choices"][0].get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError):
             raise LLMError(f"{url}: malformed completion response: {secrets.redact(response.text[:300])}") from None
         usage = data.get("usage") or {}
         return ChatResponse(
             text=text,
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            latency_s=time.perf_counter() - start,
+            latency_s=time.perf_counter() - start, finish_reason=finish_reason,
         )
 
     def _complete(self, request: ChatRequest) -> ChatResponse:

@@ -45,6 +45,9 @@ class RoleClient(LLMClient):
     def identity(self) -> str:
         return self.backend.identity
 
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
+
     def _with_role_defaults(self, request: ChatRequest) -> ChatRequest:
         """Fill in the role's limits so the backend (maybe shared with other roles) and the cache key see them."""
         return ChatRequest(

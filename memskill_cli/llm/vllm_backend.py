@@ -72,7 +72,7 @@ class VLLMClient(LLMClient):
             ChatResponse(
                 text=out.outputs[0].text,
                 usage=Usage(len(out.prompt_token_ids or []), len(out.outputs[0].token_ids or [])),
-                latency_s=latency,
+                latency_s=latency, finish_reason=out.outputs[0].finish_reason,
             )
             for out in outputs
         ]

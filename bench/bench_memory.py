@@ -1,0 +1,160 @@
+"""Benchmark (issue: memory a small model builds well): static-primitives memory built by each embedded executor
+model on the LoCoMo validation conversations, against raw retrieval of spans, at one answer budget.
+
+Prints, per executor model: truncated calls, verbatim copies, rejected operations, completion tokens, memories and
+seconds per span, executor minutes per conversation; evidence recall@k of memory vs raw-rag (within the answer
+budget, and of the top k without it); and, unless --no-answer, F1 of both on a seeded sample of questions with
+the same answerer, with the paired difference and its 95% bootstrap interval.
+
+Run: .venv/bin/python bench/bench_memory.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b]
+     [--conversations conv-47 conv-48] [--max-spans N] [--questions 80] [--no-answer]
+Reads ../shared/data/locomo. Built memories and LLM answers are cached under .cache/bench-memory, so a rerun
+costs nothing; delete that folder to measure time again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from memskill_cli.components import Components
+from memskill_cli.config import LLMRoleSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.embeddings import Encoder
+from memskill_cli.evaluation import (
+    EvalContext,
+    Passage,
+    answer_rows,
+    build_memories,
+    fit,
+    load_context,
+    memory_cost,
+    raw_rag,
+    select_queries,
+)
+from memskill_cli.llm import RoleClient, UsageLedger, create_backend
+from memskill_cli.llm.cache import ResponseCache
+from memskill_cli.quality import evidence_recall
+from memskill_cli.selectors import AllSkills
+from memskill_cli.skills import SkillBank
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
+WORK = ROOT / ".cache/bench-memory"
+
+
+def paired_interval(a: list[float], b: list[float], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
+    """Mean of b - a and its 95% paired bootstrap interval over questions."""
+    diff = np.array(b) - np.array(a)
+    rng = np.random.default_rng(seed)
+    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(rounds)]
+    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def recall_rows(ctx: EvalContext, queries: list, contexts: list[list[Passage]]) -> dict:
+    return evidence_recall([(q.evidence, [t for p in c for t in p.turn_ids]) for q, c in zip(queries, contexts,
+                                                                                               strict=True)])
+
+
+def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder, answerer: RoleClient,
+              model: str, args: argparse.Namespace) -> None:
+    ledger = UsageLedger()
+    response_cache = ResponseCache(WORK / "llm.sqlite")
+    role = LLMRoleSettings(model=model, max_tokens=base.llm.executor.max_tokens, n_ctx=4096)
+    executor = RoleClient("executor", create_backend(role), default_max_tokens=role.max_tokens,
+                          cache=response_cache, ledger=ledger)
+    ctx = load_context(base, prepared, cache_dir, Components(encoder, {"executor": executor, "answerer": answerer},
+                                                             ledger), memory_root=WORK / "memories")
+    if args.max_spans:  # a quick look: the first spans of each conversation, and the questions they can answer
+        kept = {s.span_id for t in args.conversations for s, _ in ctx.cache.for_trace(t)[: args.max_spans]}
+        spans = [s for s in ctx.cache.spans if s.span_id in kept]
+        turns = {t for s in spans for t in s.turn_ids}
+        cache = replace(ctx.cache, spans=spans, span_vectors=np.stack(
+            [v for s, v in zip(ctx.cache.spans, ctx.cache.span_vectors, strict=True) if s.span_id in kept]))
+        queries = [q for q in ctx.queries if set(q.evidence) <= turns]
+        ctx = replace(ctx, cache=cache, queries=queries, cache_key=f"{ctx.cache_key}-first{args.max_spans}")
+    traces = [t for t in ctx.traces if t.trace_id in args.conversations]
+    start = time.perf_counter()
+    memories = build_memories(ctx, "static-primitives", SkillBank.seed(), AllSkills(), traces)
+    wall = time.perf_counter() - start
+    usage = ledger.role("executor")
+    quality = memory_cost(memories)["total"]
+    queries = [q for q in select_queries(ctx.queries, ctx.settings) if q.trace_id in args.conversations]
+    k = ctx.settings.eval.memories_per_question
+    found = {q.query_id: [Passage(i.id, i.content, i.source_turn_ids)
+                          for i, _ in memories[q.trace_id].bank.search(ctx.cache.query_vectors[q.query_id], k)]
+             for q in queries}
+    memory_ctx = [fit(ctx, found[q.query_id]) for q in queries]
+    rag_ctx = [raw_rag(ctx, q) for q in queries]
+    rag_top = [[Passage(s.span_id, s.text, s.turn_ids) for s in top_spans(ctx, q, k)] for q in queries]
+    spans = quality["executor_calls"]
+    print(f"\n== executor {model} ({spans} spans, {len(queries)} questions, answer budget "
+          f"{ctx.settings.eval.answer_context_tokens} tokens)")
+    fresh = usage.calls - usage.cache_hits
+    seconds = f"{usage.latency_s / fresh:.1f} s/span, {wall / 60 / len(traces):.1f} min per conversation" \
+        if fresh else "timing: cached (delete .cache/bench-memory to measure)"
+    print(f"truncated {quality['truncation_rate']:.1%} | verbatim copies {quality['verbatim_copy_rate'] or 0:.1%} | "
+          f"completion tokens/span {quality['completion_tokens_per_span']:.0f} | memories/span "
+          f"{quality['memories_per_span']:.2f} ({quality['memories']} in all) | {seconds}")
+    print(f"rejected operations: {quality['rejected_by_reason'] or 'none'}; parse failures {quality['parse_failures']}")
+    for name, contexts in (("static-primitives (budget)", memory_ctx), ("raw-rag (budget)", rag_ctx),
+                           (f"static-primitives top {k}", [found[q.query_id] for q in queries]),
+                           (f"raw-rag top {k} spans", rag_top)):
+        r = recall_rows(ctx, queries, contexts)
+        mean_tokens = statistics.fmean(sum(answerer.count_tokens(p.text) for p in c) for c in contexts)
+        print(f"evidence recall  {name:28s} all {r['evidence_recall']:.3f}  any {r['evidence_recall_any']:.3f}  "
+              f"(context {mean_tokens:.0f} tokens)")
+    if args.no_answer:
+        return
+    sample = sorted(random.Random(0).sample(range(len(queries)), min(args.questions, len(queries))))
+    picked = [queries[i] for i in sample]
+    f1 = {}
+    for name, contexts in (("static-primitives", memory_ctx), ("raw-rag", rag_ctx)):
+        rows = answer_rows(ctx, name, picked, [contexts[i] for i in sample])
+        f1[name] = [r["f1"] for r in rows]
+    mean, low, high = paired_interval(f1["raw-rag"], f1["static-primitives"])
+    print(f"F1 on {len(picked)} sampled questions: static-primitives {statistics.fmean(f1['static-primitives']):.3f}"
+          f", raw-rag {statistics.fmean(f1['raw-rag']):.3f}; memory - raw-rag {mean:+.3f} "
+          f"(95% interval {low:+.3f} to {high:+.3f})")
+
+
+def top_spans(ctx: EvalContext, query, k: int) -> list:
+    spans = ctx.cache.for_trace(query.trace_id)
+    scores = np.stack([v for _, v in spans]) @ ctx.cache.query_vectors[query.query_id]
+    return [spans[i][0] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+    parser.add_argument("--conversations", nargs="+", default=["conv-47", "conv-48"])
+    parser.add_argument("--max-spans", type=int, default=None, help="Only the first N spans of each conversation.")
+    parser.add_argument("--questions", type=int, default=80, help="Questions answered for F1 (seeded sample).")
+    parser.add_argument("--no-answer", action="store_true", help="Answerer-free figures only.")
+    args = parser.parse_args()
+    if not SOURCE.exists():
+        sys.exit(f"skipped: {SOURCE} is absent")
+    settings = Settings(eval={"split": "validation", "judge": False}, spans={"max_tokens": 512},
+                        llm={"executor": {"max_tokens": 384}})
+    encoder = Encoder()
+    [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=512), settings.embedding, WORK / "cache", encoder)
+    answer_role = settings.llm.answerer
+    answerer = RoleClient("answerer", create_backend(answer_role), default_max_tokens=answer_role.max_tokens,
+                          cache=ResponseCache(WORK / "llm.sqlite"), ledger=UsageLedger())
+    for model in args.models:
+        run_model(settings, prepared.path, info.path, encoder, answerer, model, args)
+
+
+if __name__ == "__main__":
+    main()
