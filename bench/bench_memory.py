@@ -7,7 +7,7 @@ budget, and of the top k without it); and, unless --no-answer, F1 of both on a s
 the same answerer, with the paired difference and its 95% bootstrap interval.
 
 Run: .venv/bin/python bench/bench_memory.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b]
-     [--conversations conv-47 conv-48] [--max-spans N] [--questions 80] [--no-answer]
+     [--conversations conv-47 conv-48] [--max-spans N] [--questions 80] [--no-answer] [--fresh]
 Reads ../shared/data/locomo. Built memories and LLM answers are cached under .cache/bench-memory, so a rerun
 costs nothing; delete that folder to measure time again.
 """
@@ -18,6 +18,7 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -69,12 +70,12 @@ def recall_rows(ctx: EvalContext, queries: list, contexts: list[list[Passage]]) 
 def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder, answerer: RoleClient,
               model: str, args: argparse.Namespace) -> None:
     ledger = UsageLedger()
-    response_cache = ResponseCache(WORK / "llm.sqlite")
     role = LLMRoleSettings(model=model, max_tokens=base.llm.executor.max_tokens, n_ctx=4096)
+    fresh_dir = Path(tempfile.mkdtemp()) if args.fresh else None  # --fresh: nothing reused, times measured
     executor = RoleClient("executor", create_backend(role), default_max_tokens=role.max_tokens,
-                          cache=response_cache, ledger=ledger)
+                          cache=None if fresh_dir else ResponseCache(WORK / "llm.sqlite"), ledger=ledger)
     ctx = load_context(base, prepared, cache_dir, Components(encoder, {"executor": executor, "answerer": answerer},
-                                                             ledger), memory_root=WORK / "memories")
+                                                             ledger), memory_root=fresh_dir or WORK / "memories")
     if args.max_spans:  # a quick look: the first spans of each conversation, and the questions they can answer
         kept = {s.span_id for t in args.conversations for s, _ in ctx.cache.for_trace(t)[: args.max_spans]}
         spans = [s for s in ctx.cache.spans if s.span_id in kept]
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--max-spans", type=int, default=None, help="Only the first N spans of each conversation.")
     parser.add_argument("--questions", type=int, default=80, help="Questions answered for F1 (seeded sample).")
     parser.add_argument("--no-answer", action="store_true", help="Answerer-free figures only.")
+    parser.add_argument("--fresh", action="store_true", help="Build memories anew (no cached executor calls).")
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
