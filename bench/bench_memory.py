@@ -40,6 +40,7 @@ from memskill_cli.evaluation import (
     fit,
     load_context,
     memory_cost,
+    ranked_spans,
     raw_rag,
     select_queries,
 )
@@ -97,7 +98,7 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
              for q in queries}
     memory_ctx = [fit(ctx, found[q.query_id]) for q in queries]
     rag_ctx = [raw_rag(ctx, q) for q in queries]
-    rag_top = [[Passage(s.span_id, s.text, s.turn_ids) for s in top_spans(ctx, q, k)] for q in queries]
+    rag_top = [ranked_spans(ctx, q) for q in queries]
     spans = quality["executor_calls"]
     print(f"\n== executor {model} ({spans} spans, {len(queries)} questions, answer budget "
           f"{ctx.settings.eval.answer_context_tokens} tokens)")
@@ -127,12 +128,6 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     print(f"F1 on {len(picked)} sampled questions: static-primitives {statistics.fmean(f1['static-primitives']):.3f}"
           f", raw-rag {statistics.fmean(f1['raw-rag']):.3f}; memory - raw-rag {mean:+.3f} "
           f"(95% interval {low:+.3f} to {high:+.3f})")
-
-
-def top_spans(ctx: EvalContext, query, k: int) -> list:
-    spans = ctx.cache.for_trace(query.trace_id)
-    scores = np.stack([v for _, v in spans]) @ ctx.cache.query_vectors[query.query_id]
-    return [spans[i][0] for i in np.argsort(-scores, kind="stable")[:k]]
 
 
 def main() -> None:

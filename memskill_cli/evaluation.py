@@ -138,14 +138,19 @@ def full_context(ctx: EvalContext, trace_id: str) -> list[Passage]:
     return fit(ctx, recent)[::-1]
 
 
-def raw_rag(ctx: EvalContext, query: Query) -> list[Passage]:
-    """The spans most similar to the question, best first, as many as the budget holds."""
+def ranked_spans(ctx: EvalContext, query: Query) -> list[Passage]:
+    """The trace's `memories_per_question` spans most similar to the question, best first."""
     spans = ctx.cache.for_trace(query.trace_id)
     if not spans:
         return []
     scores = np.stack([v for _, v in spans]) @ ctx.cache.query_vectors[query.query_id]
     order = np.argsort(-scores, kind="stable")[: ctx.settings.eval.memories_per_question]
-    return fit(ctx, [Passage(spans[i][0].span_id, spans[i][0].text, spans[i][0].turn_ids) for i in order])
+    return [Passage(spans[i][0].span_id, spans[i][0].text, spans[i][0].turn_ids) for i in order]
+
+
+def raw_rag(ctx: EvalContext, query: Query) -> list[Passage]:
+    """The spans most similar to the question, best first, as many as the answer budget holds."""
+    return fit(ctx, ranked_spans(ctx, query))
 
 
 def check_answer_window(ctx: EvalContext, queries: list[Query]) -> None:
