@@ -117,22 +117,28 @@ def numbered_turns(span: Span) -> list[list[SpanTurn]]:
     return groups
 
 
+def turn_text(pieces: list[SpanTurn]) -> str:
+    """One numbered turn's text (the pieces of an over-long turn joined)."""
+    return " ".join(p.line for p in pieces)
+
+
 def render_span(turns: list[list[SpanTurn]]) -> str:
     lines, date = [], object()
     for number, pieces in enumerate(turns, start=1):
         if pieces[0].date_time != date:
             date = pieces[0].date_time
             lines.append(f"Date: {date}" if date else "Date: unknown")
-        lines.append(f"T{number} " + " ".join(p.line for p in pieces))
+        lines.append(f"T{number} {turn_text(pieces)}")
     return "\n".join(lines)
 
 
-def render_prompt(span: Span, memories: list[MemoryItem], skills: list[Skill], limit: int) -> list[dict[str, str]]:
+def render_prompt(turns: list[list[SpanTurn]], memories: list[MemoryItem], skills: list[Skill],
+                  limit: int) -> list[dict[str, str]]:
     allowed = allowed_actions(skills)
     skill_text = "\n\n".join(f"### {s.name}\n{s.instructions}" for s in skills)
     memory_text = "\n".join(f"M{n} {m.content}" for n, m in enumerate(memories, start=1)) or "(none yet)"
     formats = "\n".join(OPERATION_FORMATS[a] for a in allowed if memories or a not in ("UPDATE", "DELETE"))
-    user = USER_TEMPLATE.format(skills=skill_text, memories=memory_text, span=render_span(numbered_turns(span)),
+    user = USER_TEMPLATE.format(skills=skill_text, memories=memory_text, span=render_span(turns),
                                 max_operations=limit, formats=formats)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
@@ -164,8 +170,9 @@ class Executor:
         })
 
     def request(self, span: Span, memories: list[MemoryItem], skills: list[Skill]) -> ChatRequest:
-        schema = operations_schema(allowed_actions(skills), len(numbered_turns(span)), len(memories), self.limit)
-        return ChatRequest(render_prompt(span, memories, skills, self.limit), json_schema=schema)
+        turns = numbered_turns(span)
+        schema = operations_schema(allowed_actions(skills), len(turns), len(memories), self.limit)
+        return ChatRequest(render_prompt(turns, memories, skills, self.limit), json_schema=schema)
 
     def process(self, span: Span, memories: list[MemoryItem], bank: MemoryBank, skills: list[Skill],
                 step: int) -> SpanRecord:
@@ -284,16 +291,16 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             if content is None:
                 reject(op, "malformed")
                 continue
-            if len(content.strip()) > CONTENT_CHARS:
+            if len(content) > CONTENT_CHARS:
                 reject(op, "too_long")
                 continue
             cited = _cited_turns(op, turns)
             if cited is None:
                 reject(op, "unknown_turn" if op.get("turns") else "no_source")
                 continue
-            change = {"content": content.strip(), "turn_ids": [group[0].turn_id for group in cited],
+            change = {"content": content, "turn_ids": [group[0].turn_id for group in cited],
                       "session_date": cited[0][0].date_time,
-                      "copy": is_verbatim_copy(content, (" ".join(p.line for p in g) for g in turns))}
+                      "copy": is_verbatim_copy(content, map(turn_text, turns))}
         if action == "INSERT":
             text = change["content"]
             if bank.find_duplicate(text) or text.lower() in (c["content"].lower() for c in inserts):

@@ -11,7 +11,7 @@ from memskill_cli.data.cache import SpanCache, build_cache
 from memskill_cli.data.prepare import prepare
 from memskill_cli.errors import ConfigError
 from memskill_cli.evaluation import evaluate, load_context
-from memskill_cli.executor import Executor, numbered_turns
+from memskill_cli.executor import Executor, numbered_turns, turn_text
 from memskill_cli.llm import RoleClient, UsageLedger, models
 from memskill_cli.memory import MemoryBank
 from memskill_cli.quality import build_quality, evidence_recall, is_verbatim_copy
@@ -93,7 +93,7 @@ def test_the_embedded_executor_on_a_real_span_writes_complete_cited_facts(locomo
     assert record.parse_error is None and not record.truncated
     written = [op for op in record.applied if op["action"] == "INSERT"]
     assert written and len(bank) == len(written)
-    whole_turns = {" ".join(p.line for p in group).lower() for group in numbered_turns(span)}
+    whole_turns = {turn_text(group).lower() for group in numbered_turns(span)}
     for item in bank.items.values():
         assert item.source_turn_ids and set(item.source_turn_ids) <= set(span.turn_ids)
         assert item.content.lower() not in whole_turns
