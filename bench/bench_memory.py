@@ -48,19 +48,12 @@ from memskill_cli.llm import RoleClient, UsageLedger, create_backend
 from memskill_cli.llm.cache import ResponseCache
 from memskill_cli.quality import evidence_recall
 from memskill_cli.selectors import AllSkills
+from memskill_cli.significance import paired_gain
 from memskill_cli.skills import SkillBank
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
 WORK = ROOT / ".cache/bench-memory"
-
-
-def paired_interval(a: list[float], b: list[float], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
-    """Mean of b - a and its 95% paired bootstrap interval over questions."""
-    diff = np.array(b) - np.array(a)
-    rng = np.random.default_rng(seed)
-    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(rounds)]
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def recall_rows(ctx: EvalContext, queries: list, contexts: list[list[Passage]]) -> dict:
@@ -124,10 +117,9 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     for name, contexts in (("static-primitives", memory_ctx), ("raw-rag", rag_ctx)):
         rows = answer_rows(ctx, name, picked, [contexts[i] for i in sample])
         f1[name] = [r["f1"] for r in rows]
-    mean, low, high = paired_interval(f1["raw-rag"], f1["static-primitives"])
+    gain = paired_gain(f1["raw-rag"], f1["static-primitives"])
     print(f"F1 on {len(picked)} sampled questions: static-primitives {statistics.fmean(f1['static-primitives']):.3f}"
-          f", raw-rag {statistics.fmean(f1['raw-rag']):.3f}; memory - raw-rag {mean:+.3f} "
-          f"(95% interval {low:+.3f} to {high:+.3f})")
+          f", raw-rag {statistics.fmean(f1['raw-rag']):.3f}; memory - raw-rag {gain}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from memskill_cli.controller import ControllerConfig, SkillController
 from memskill_cli.errors import DataError
 from memskill_cli.fileio import atomic_dir, read_json, sha256_file, write_json
+from memskill_cli.skills import SkillBank
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -53,13 +54,16 @@ def load_checkpoint(directory: Path, model: torch.nn.Module,
     return read_json(directory / "state.json")
 
 
-def load_controller(directory: Path) -> tuple[SkillController, str]:
-    """A trained controller for selection (eval mode) and its identity: the hash of its weights."""
+def load_controller(directory: Path) -> tuple[SkillController, str, SkillBank | None]:
+    """A trained controller for selection (eval mode), its identity (the hash of its weights) and the skill
+    bank it last trained with (None in checkpoints that do not record it)."""
     weights = directory / "controller.safetensors"
     if not (directory / "state.json").exists() or not weights.exists():
         raise DataError("not a controller checkpoint (needs state.json and controller.safetensors)",
                         file=str(directory))
-    controller = SkillController(ControllerConfig(**read_json(directory / "state.json")["controller"]))
+    state = read_json(directory / "state.json")
+    controller = SkillController(ControllerConfig(**state["controller"]))
     load_checkpoint(directory, controller)
     controller.eval()
-    return controller, sha256_file(weights)[:16]
+    bank = SkillBank.model_validate(state["skill_bank"]) if state.get("skill_bank") else None
+    return controller, sha256_file(weights)[:16], bank

@@ -40,13 +40,16 @@ def load_skill_bank(settings: Settings) -> SkillBank:
 
 
 def build_selector(settings: Settings, encoder: Encoder, skills_per_span: int) -> SkillSelector:
-    """The trained controller when `memory.controller` names one, else the configured `memory.selector`."""
+    """The trained controller when `memory.controller` names one, else the configured `memory.selector`.
+    Skills the controller never trained with (an evolved bank's new or refined ones) get
+    `train.new_skill_floor`, as they would when its training resumes on that bank."""
     if settings.memory.controller:
         from memskill_cli.checkpoint import load_controller
         from memskill_cli.selectors import ControllerSelector
 
-        controller, identity = load_controller(Path(settings.memory.controller))
-        return ControllerSelector(controller, encoder.encode, skills_per_span, identity)
+        controller, identity, trained_on = load_controller(Path(settings.memory.controller))
+        return ControllerSelector(controller, encoder.encode, skills_per_span, identity, trained_on,
+                                  settings.train.new_skill_floor)
     kind = settings.memory.selector
     if kind == "all":
         return AllSkills()

@@ -112,7 +112,8 @@ class MemorySettings(Section):
 class EvalSettings(Section):
     split: str = Field("test", description="Which split's traces and queries to evaluate.")
     methods: list[str] = Field(default_factory=lambda: ["memskill", "no-memory", "static-primitives"])
-    skills_per_span: int = Field(7, ge=1, description="Skills the selector picks per span at evaluation.")
+    skills_per_span: int = Field(3, ge=1, description=(
+        "Skills the selector picks per span at evaluation; fewer than the bank holds, so the choice matters."))
     memories_per_question: int = Field(20, ge=1, description="Memories retrieved to answer a question.")
     judge: bool = Field(True, description="Also score answers with the LLM judge.")
     answer_context_tokens: int = Field(2000, ge=64, description=(
@@ -140,7 +141,11 @@ class TrainSettings(Section):
     updates: int = Field(10, ge=1, description="PPO updates in all (a resumed run continues to this number).")
     episodes_per_update: int = Field(4, ge=1, description="Training traces per batch.")
     skills_per_span: int = Field(3, ge=1, description="Skills the controller picks per span in training episodes.")
-    queries_per_trace: int | None = Field(8, ge=1, description="Training queries answered per episode reward.")
+    window_sessions: int = Field(1, ge=0, description=(
+        "An episode is a window of this many consecutive sessions with every training question whose evidence "
+        "lies in it (where questions cite evidence turns); 0: an episode is a whole trace."))
+    queries_per_trace: int | None = Field(8, ge=1, description=(
+        "Questions answered per whole-trace episode (data without evidence ids, or window_sessions 0)."))
     workers: int = Field(1, ge=1, description="Episodes run in parallel.")
     new_skill_floor: float = Field(0.3, ge=0, lt=1, description="Probability floor of new/refined skills.")
     floor_decay_updates: int = Field(5, ge=0, description="Updates over which that floor decays to nothing.")
@@ -164,6 +169,10 @@ class EvolveSettings(Section):
     clusters: int = Field(4, ge=1, description="KMeans clusters of hard-case questions.")
     per_cluster: int = Field(2, ge=1, description="Representatives per cluster.")
     max_cases_shown: int = Field(6, ge=1, description="Most hard cases shown to the designer per cycle.")
+    max_skills: int = Field(12, ge=2, description="Most skills the bank may grow to (new skills beyond are refused).")
+    confidence: float = Field(0.95, ge=0.5, lt=1, description=(
+        "A new bank version replaces the best only if the lower bound of this interval of its paired "
+        "per-question gain on validation is above zero (paired bootstrap); otherwise it is rolled back."))
 
 
 class GamesPerTask(Section):

@@ -1,5 +1,9 @@
-"""The real training environment: an episode builds one training trace's memory with the controller's
-skill choices, then answers a fixed sample of that trace's training questions; the mean F1 is the reward.
+"""The real training environment: an episode builds memory with the controller's skill choices, then answers
+questions from it; the mean F1 is the reward.
+
+Where questions cite their evidence turns (LoCoMo, LongMemEval), an episode is a window of consecutive
+sessions of a training trace with every question whose evidence lies inside it: a few executor calls, and a
+reward from many questions. Otherwise an episode is a whole trace with a fixed sample of its questions.
 
 Embodied data (ALFWorld) follows the pair protocol: the trace is batch A's expert trajectories of one task
 type, the queries are batch B's games, a `player` plays them with the memory, and the success rate is the
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +23,7 @@ from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.controller import Fusion, make_state
 from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Query
+from memskill_cli.data.spans import Span
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import LLMClient
@@ -43,34 +49,78 @@ class _ActSelector:
 Player = Callable[[Sequence[Query], Sequence[Sequence[str]]], list[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class Episode:
+    """What one episode builds memory from and is scored on."""
+
+    trace_id: str
+    spans: list[tuple[Span, np.ndarray]]
+    queries: list[Query]
+
+
+def session_windows(trace_id: str, spans: list[tuple[Span, np.ndarray]], queries: list[Query],
+                    window_sessions: int) -> dict[str, Episode]:
+    """Windows of `window_sessions` consecutive sessions (a span belongs to its first session's window), each
+    with the questions whose evidence turns all lie in it; windows no question needs are left out."""
+    order: dict[str, int] = {}
+    windows: dict[int, list[tuple[Span, np.ndarray]]] = {}
+    for span, vector in spans:
+        position = order.setdefault(span.session_ids[0] if span.session_ids else "", len(order))
+        windows.setdefault(position // window_sessions, []).append((span, vector))
+    episodes = {}
+    for index, window in windows.items():
+        turns = {t for span, _ in window for t in span.turn_ids}
+        answerable = [q for q in queries if q.evidence and set(q.evidence) <= turns]
+        if answerable:
+            first = index * window_sessions + 1
+            episodes[f"{trace_id}@sessions{first}-{first + window_sessions - 1}"] = Episode(trace_id, window,
+                                                                                             answerable)
+    return episodes
+
+
+def make_episodes(queries: list[Query], cache: SpanCache, window_sessions: int, queries_per_trace: int | None,
+                  seed: int) -> dict[str, Episode]:
+    """Session windows where questions cite evidence (and `window_sessions` > 0), else whole traces with a
+    fixed sample of `queries_per_trace` questions (a fixed sample keeps their rewards comparable)."""
+    by_trace: dict[str, list[Query]] = {}
+    for query in queries:
+        by_trace.setdefault(query.trace_id, []).append(query)
+    episodes: dict[str, Episode] = {}
+    for trace_id, items in by_trace.items():
+        spans = cache.for_trace(trace_id)
+        if window_sessions and any(q.evidence for q in items):
+            episodes.update(session_windows(trace_id, spans, items, window_sessions))
+            continue
+        if queries_per_trace and len(items) > queries_per_trace:
+            items = random.Random(f"{seed}:{trace_id}").sample(items, queries_per_trace)
+        episodes[trace_id] = Episode(trace_id, spans, items)
+    return episodes
+
+
 class MemoryEnvironment:
     def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
                  fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None,
-                 answer_budget: int | None = None) -> None:
+                 answer_budget: int | None = None, window_sessions: int = 0) -> None:
         self.shaping_penalty, self.player, self.answer_budget = shaping_penalty, player, answer_budget
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
-        self.queries: dict[str, list[Query]] = {}
-        for query in queries:
-            self.queries.setdefault(query.trace_id, []).append(query)
-        for trace_id, items in self.queries.items():  # a fixed sample per trace keeps rewards comparable
-            if queries_per_trace and len(items) > queries_per_trace:
-                self.queries[trace_id] = random.Random(f"{seed}:{trace_id}").sample(items, queries_per_trace)
+        self.episodes = make_episodes(queries, cache, window_sessions, queries_per_trace, seed)
 
     def episode_ids(self) -> list[str]:
-        return sorted(self.queries)
+        return sorted(self.episodes)
 
     def episode(self, episode_id: str, act: Act, bank: SkillBank) -> EpisodeResult:
         dim = self.cache.span_vectors.shape[1]
-        memory = build_trace_memory(episode_id, self.cache.for_trace(episode_id), bank,
-                                    _ActSelector(act, self.fusion), self.executor, self.encoder.encode, dim)
-        queries = self.queries[episode_id]
+        episode = self.episodes[episode_id]
+        memory = build_trace_memory(episode.trace_id, episode.spans, bank, _ActSelector(act, self.fusion),
+                                    self.executor, self.encoder.encode, dim)
+        queries = episode.queries
         found = [memory.bank.search(self.cache.query_vectors[q.query_id], self.mem_top_k) for q in queries]
         if self.player is not None:
             cases = self.player(queries, [[item.content for item, _ in hits] for hits in found])
-            return self._result(float(np.mean([c["score"] for c in cases])) if cases else 0.0, "success", cases,
-                                memory)
+            return self._result(float(np.mean([c["score"] for c in cases])) if cases else 0.0, "success",
+                                [{**c, "trace_id": episode.trace_id} for c in cases], memory)
         if self.answer_budget is not None:  # the same answer budget as evaluation
             found = [fit_context(hits, lambda hit: hit[0].content, self.answer_budget, self.answerer.count_tokens)
                      for hits in found]
@@ -81,9 +131,10 @@ class MemoryEnvironment:
             prediction = clean_answer(response.text)
             f1, _ = best_over_golds(prediction, query.answers, query.category)
             scores.append(f1)
-            cases.append({"query_id": query.query_id, "question": query.question, "gold": query.answers,
-                          "category": query.category, "evidence": query.evidence, "prediction": prediction,
-                          "f1": f1, "score": f1, "retrieved": [item.content for item, _ in hits]})
+            cases.append({"query_id": query.query_id, "trace_id": episode.trace_id, "question": query.question,
+                          "gold": query.answers, "category": query.category, "evidence": query.evidence,
+                          "prediction": prediction, "f1": f1, "score": f1,
+                          "retrieved": [item.content for item, _ in hits]})
         return self._result(float(np.mean(scores)) if scores else 0.0, "f1", cases, memory)
 
     def _result(self, score: float, metric: str, cases: list[dict[str, Any]], memory: TraceMemory) -> EpisodeResult:

@@ -34,7 +34,7 @@ from memskill_cli.memory import MemoryBank
 from memskill_cli.metrics import best_over_golds, judge
 from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.quality import build_quality, evidence_recall
-from memskill_cli.selectors import AllSkills, RandomK, SkillSelector
+from memskill_cli.selectors import AllSkills, RandomK, SkillSelector, check_top_k
 from memskill_cli.skills import SkillBank
 
 METHODS = ("memskill", "no-memory", "full-context", "raw-rag", "static-primitives", "random-skills")
@@ -58,6 +58,7 @@ class EvalContext:
     skill_bank: SkillBank
     progress: ProgressSink = field(default_factory=NoProgress)
     prepared_dir: Path | None = None   # embodied queries name game files relative to it
+    selector: SkillSelector | None = None  # memskill's selector if given (the policy in training), else configured
 
     @property
     def embodied(self) -> bool:
@@ -76,9 +77,11 @@ def make_selector(method: str, ctx: EvalContext) -> tuple[SkillBank, SkillSelect
     k = ctx.settings.eval.skills_per_span
     if method == "static-primitives":
         return SkillBank.seed(), AllSkills()
-    if method == "random-skills":
-        return ctx.skill_bank, RandomK(k, ctx.settings.seed)
-    return ctx.skill_bank, build_selector(ctx.settings, ctx.encoder, k)
+    selector = (RandomK(k, ctx.settings.seed) if method == "random-skills"
+                else ctx.selector or build_selector(ctx.settings, ctx.encoder, k))
+    if not isinstance(selector, AllSkills):
+        check_top_k(k, ctx.skill_bank, "eval.skills_per_span")
+    return ctx.skill_bank, selector
 
 
 def executor_for(ctx: EvalContext) -> Executor:
@@ -327,11 +330,14 @@ def load_context(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
                        prepared_dir=prepared_dir)
 
 
-def bank_scorer(ctx: EvalContext) -> Callable[[SkillBank, Path], float]:
-    """The evolution loop's view of the harness: a bank's validation score (mean F1, or the success rate),
-    with its memories built by the configured selector; per-run outputs go under the given folder."""
-    def score(bank: SkillBank, out_dir: Path) -> float:
-        scoring = replace(ctx, skill_bank=bank)
-        return float(run_method(scoring, "memskill", out_dir)["overall"]["score"] or 0.0)
+def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
+                ) -> Callable[[SkillBank, Path], dict[str, float]]:
+    """The evolution loop's view of the harness: a bank's score on each validation question (F1, or success),
+    its memories built by `selector` (the policy being trained) or the configured one; outputs go under the
+    given folder."""
+    def score(bank: SkillBank, out_dir: Path) -> dict[str, float]:
+        run_method(replace(ctx, skill_bank=bank, selector=selector or ctx.selector), "memskill", out_dir)
+        return {row["query_id"]: float(row["score"] or 0.0)
+                for row in read_jsonl(out_dir / "runs" / "memskill" / "predictions.jsonl")}
 
     return score

@@ -24,7 +24,8 @@ from memskill_cli.executor import Executor
 from memskill_cli.fileio import write_json, write_jsonl
 from memskill_cli.llm import LLMClient, UsageLedger
 from memskill_cli.progress import NoProgress, ProgressSink
-from memskill_cli.skills import SkillBank
+from memskill_cli.selectors import SkillSelector
+from memskill_cli.skills import SkillBank, changed_skills
 from memskill_cli.training import TrainConfig, Trainer
 
 
@@ -46,7 +47,7 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
     executor = Executor(clients["executor"], settings.memory.memories_shown_to_executor)
     env = MemoryEnvironment(train_queries, cache, executor, clients["answerer"], encoder, prepared_dir.name,
                             settings.eval.memories_per_question, t.queries_per_trace, settings.seed, t.fusion,
-                            t.shaping_penalty, player, settings.eval.answer_context_tokens)
+                            t.shaping_penalty, player, settings.eval.answer_context_tokens, t.window_sessions)
     return Trainer(env, load_skill_bank(settings), encoder.encode,
                    TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
                                top_k=t.skills_per_span, workers=t.workers, seed=settings.seed,
@@ -56,13 +57,8 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
                                     fusion=t.fusion))
 
 
-EvolveHook = Callable[[SkillBank, HardCaseBuffer], SkillBank]
-
-
-def changed_skills(old: SkillBank, new: SkillBank) -> set[str]:
-    """Names of skills that are new or whose text changed: they get the exploration floor."""
-    before = {s.name: (s.description, s.instructions) for s in old.skills}
-    return {s.name for s in new.skills if before.get(s.name) != (s.description, s.instructions)}
+#: (current bank, hard cases, the policy as it stands) -> the best bank after an evolution cycle.
+EvolveHook = Callable[[SkillBank, HardCaseBuffer, SkillSelector], SkillBank]
 
 
 def source_turns(traces: list[Trace]) -> Turns:
@@ -72,12 +68,14 @@ def source_turns(traces: list[Trace]) -> Turns:
 
 
 def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, run_dir: Path) -> EvolveHook:
-    """One evolution cycle on the training run's hard cases, banks scored by `ctx`; returns the best bank."""
-    score, turns = bank_scorer(ctx), source_turns(ctx.traces)
+    """One evolution cycle on the training run's hard cases, bank versions scored by `ctx` with the controller
+    being trained; returns the best bank."""
+    turns = source_turns(ctx.traces)
 
-    def hook(bank: SkillBank, buffer: HardCaseBuffer) -> SkillBank:
-        summary = evolve(settings.evolve, score, turns, ctx.encoder.encode, designer, run_dir, bank, buffer,
-                         source="", max_changes=settings.evolve.max_changes, cycles=1, seed=settings.seed)
+    def hook(bank: SkillBank, buffer: HardCaseBuffer, policy: SkillSelector) -> SkillBank:
+        summary = evolve(settings.evolve, bank_scorer(ctx, policy), turns, ctx.encoder.encode, designer, run_dir,
+                         bank, buffer, source="", max_changes=settings.evolve.max_changes, cycles=1,
+                         seed=settings.seed)
         return SkillBank.load(Path(summary["exported"]))
 
     return hook
@@ -107,7 +105,8 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
         buffer.expire(trainer.update)
         every = settings.train.evolve_every
         if evolve_hook and every and trainer.update % every == 0 and trainer.update < settings.train.updates:
-            evolved = evolve_hook(trainer.bank, buffer)
+            policy = trainer.selector(settings.eval.skills_per_span, settings.train.new_skill_floor)
+            evolved = evolve_hook(trainer.bank, buffer, policy)
             if evolved.hash != trainer.bank.hash:
                 trainer.set_bank(evolved, fresh=changed_skills(trainer.bank, evolved))
                 record["skill_bank_after"] = evolved.hash

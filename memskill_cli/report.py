@@ -67,13 +67,16 @@ def cost_table(usages: dict[str, dict[str, dict[str, float]]]) -> Table:
 
 
 def timeline_table(state: dict[str, Any]) -> Table:
-    header = ["version", "parent", "round", "validation score", "status", "changes"]
+    header = ["version", "parent", "round", "validation score", "gain over the best (95% interval)", "status",
+              "changes"]
     rows = []
     for v in state["versions"]:
         changes = "; ".join(f"{c['op']} {c['skill']}: {c.get('reason', '')}" for c in v["changes"]) or "(seed)"
         rejected = "; ".join(f"rejected {c.get('op')} {c.get('skill')}: {c['why']}" for c in v["rejected"])
-        rows.append([f"v{v['version']}", _fmt(v["parent"]), _fmt(v["round"]), _fmt(v["score"]), v["status"],
-                     changes + (f" | {rejected}" if rejected else "")])
+        gain = v.get("gain")
+        interval = f"{gain['mean']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]" if gain else "-"
+        rows.append([f"v{v['version']}", _fmt(v["parent"]), _fmt(v["round"]), _fmt(v["score"]), interval,
+                     v["status"], changes + (f" | {rejected}" if rejected else "")])
     return header, rows
 
 

@@ -9,10 +9,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from memskill_cli.controller import SkillController, make_state
+from memskill_cli.controller import SkillController, exploration_shift, make_state
 from memskill_cli.data.spans import Span
+from memskill_cli.errors import ConfigError
 from memskill_cli.fileio import stable_hash
-from memskill_cli.skills import Skill, SkillBank
+from memskill_cli.skills import Skill, SkillBank, changed_skills
 
 
 class SkillSelector(Protocol):
@@ -21,6 +22,15 @@ class SkillSelector(Protocol):
 
     def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray,
                bank: SkillBank) -> list[Skill]: ...
+
+
+def check_top_k(top_k: int, bank: SkillBank, setting: str) -> None:
+    """A selector must pick fewer skills than the bank holds, or it selects nothing: every span would get every
+    skill (say `memory.selector: all` to mean that)."""
+    if top_k >= len(bank.skills):
+        raise ConfigError(f"{setting} is {top_k} but the skill bank holds {len(bank.skills)} skills: a selector "
+                          f"must pick fewer, or it has no choice to make (set {setting} below "
+                          f"{len(bank.skills)}, or memory.selector: all to give every span every skill)")
 
 
 class AllSkills:
@@ -70,20 +80,32 @@ class RandomK:
 
 
 class ControllerSelector:
-    """The trained controller as a skill selector: greedy top-K over the bank it is given."""
+    """The trained controller as a skill selector: greedy top-K over the bank it is given.
+
+    With `trained_on` and `floor`, skills the controller never trained with (new or refined since that bank)
+    get the exploration floor they would get in training: how the policy would start on an evolved bank."""
 
     def __init__(self, controller: SkillController, encode: Callable[[list[str]], np.ndarray], top_k: int,
-                 identity: str) -> None:
+                 identity: str, trained_on: SkillBank | None = None, floor: float = 0.0) -> None:
         self.controller, self.encode, self.top_k = controller, encode, top_k
-        self.identity = f"controller-{identity}-top{top_k}"
-        self._skills: dict[str, torch.Tensor] = {}
+        self.trained_on, self.floor = trained_on, floor
+        explore = f"-floor{floor}-{trained_on.hash}" if trained_on is not None and floor else ""
+        self.identity = f"controller-{identity}-top{top_k}{explore}"
+        self._skills: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _bank(self, bank: SkillBank) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bank's skill vectors and which of its skills are untried."""
+        if bank.hash not in self._skills:
+            fresh = changed_skills(self.trained_on, bank) if self.trained_on is not None and self.floor else set()
+            self._skills[bank.hash] = (torch.tensor(self.encode([s.description for s in bank.skills])),
+                                       torch.tensor([s.name in fresh for s in bank.skills]))
+        return self._skills[bank.hash]
 
     def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray,
                bank: SkillBank) -> list[Skill]:
-        if bank.hash not in self._skills:
-            self._skills[bank.hash] = torch.tensor(self.encode([s.description for s in bank.skills]))
+        skills, fresh = self._bank(bank)
         state = torch.tensor(make_state(span_vector, memory_vectors, self.controller.config.fusion))[None]
         with torch.no_grad():
-            actions, *_ = self.controller.get_action_and_value(state, self._skills[bank.hash], self.top_k,
-                                                               greedy=True)
+            shift = exploration_shift(self.controller.logits(state, skills), fresh, self.floor)
+            actions, *_ = self.controller.get_action_and_value(state, skills, self.top_k, shift=shift, greedy=True)
         return [bank.skills[i] for i in actions[0].tolist()]

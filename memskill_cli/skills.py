@@ -111,3 +111,10 @@ class SkillBank(BaseModel):
             self.to_yaml().splitlines(keepends=True), other.to_yaml().splitlines(keepends=True),
             fromfile=f"bank v{self.version} ({self.hash})", tofile=f"bank v{other.version} ({other.hash})",
         ))
+
+
+def changed_skills(old: SkillBank, new: SkillBank) -> set[str]:
+    """Names of skills in `new` that are not in `old` or whose text changed: a policy trained on `old` has never
+    tried them, so they get the exploration floor."""
+    before = {s.name: (s.description, s.instructions) for s in old.skills}
+    return {s.name for s in new.skills if before.get(s.name) != (s.description, s.instructions)}

@@ -7,6 +7,8 @@ a resumed run draw exactly what an uninterrupted run draws.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import random
 import threading
 import time
@@ -28,7 +30,9 @@ from memskill_cli.controller import (
     decayed_floor,
     exploration_shift,
 )
+from memskill_cli.errors import ConfigError
 from memskill_cli.ppo import Transition, ppo_update
+from memskill_cli.selectors import ControllerSelector
 from memskill_cli.skills import SkillBank
 
 Act = Callable[[np.ndarray], list[int]]
@@ -80,6 +84,9 @@ class Trainer:
 
     def set_bank(self, bank: SkillBank, fresh: set[str] | None = None) -> None:
         """Use a (possibly grown or edited) bank; `fresh` skills get the exploration floor for a while."""
+        if self.config.top_k >= len(bank.skills):
+            raise ConfigError(f"train.skills_per_span is {self.config.top_k} but the skill bank holds "
+                              f"{len(bank.skills)} skills: the controller must pick fewer than the bank holds")
         self.bank = bank
         self.skill_vectors = torch.tensor(self.encode_skills([s.description for s in bank.skills]))
         if fresh:
@@ -90,6 +97,17 @@ class Trainer:
         floor = decayed_floor(self.config.new_skill_floor, self.update - self.changed_at,
                               self.config.floor_decay_updates)
         return exploration_shift(logits, mask, floor)
+
+    def selector(self, top_k: int, floor: float = 0.0) -> ControllerSelector:
+        """The policy as it stands, greedy as at evaluation, for scoring bank versions with the controller that
+        is being trained: a frozen copy (its identity is the weights', so built memories are never reused across
+        updates); skills it has not trained with get `floor`, as they would when training resumes."""
+        frozen = copy.deepcopy(self.controller).eval()
+        digest = hashlib.sha256()
+        for tensor in frozen.state_dict().values():
+            digest.update(tensor.detach().numpy().tobytes())
+        weights = digest.hexdigest()[:16]
+        return ControllerSelector(frozen, self.encode_skills, top_k, f"training-{weights}", self.bank, floor)
 
     def probabilities(self, state: np.ndarray) -> np.ndarray:
         """First-pick probabilities of every skill (with the current exploration shift)."""

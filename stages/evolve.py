@@ -44,6 +44,7 @@ def evolve(dataset: str, settings: Settings, train_dir: Path, out_dir: Path,
     write_json(out_dir / "metrics.json", {"best_version": summary["best_version"],
                                           "best_score": summary["best_score"], "rounds": summary["rounds"],
                                           "versions": len(summary["versions"])})
-    write_csv(out_dir / "timeline.csv", ("version", "score", "status"),
-              ([v["version"], v["score"], v["status"]] for v in summary["versions"]))
+    write_csv(out_dir / "timeline.csv", ("version", "score", "gain", "gain_low", "gain_high", "status"),
+              ([v["version"], v["score"], *[(v["gain"] or {}).get(k) for k in ("mean", "low", "high")], v["status"]]
+               for v in summary["versions"]))
     return summary, usage

@@ -105,12 +105,29 @@ def test_metrics_name_the_selector_and_count_unreadable_judgements(context: Eval
     context.clients["judge"] = RoleClient("judge", ScriptedClient(lambda r: next(answers)), ledger=context.ledger)
     summary = evaluate(context, ["memskill", "static-primitives", "no-memory"], tmp_path / "out")
     methods = summary["methods"]
-    assert methods["memskill"]["selector"] == "similarity-top7"   # no controller given: it says so
+    assert methods["memskill"]["selector"] == "similarity-top3"   # no controller given: it says so
     assert methods["static-primitives"]["selector"] == "all"
     assert methods["static-primitives"]["skill_bank"] == SkillBank.seed().hash
     assert "selector" not in methods["no-memory"]
     overall = methods["no-memory"]["overall"]
     assert overall["judged"] == 10 and overall["judge_unreadable"] == 5 and overall["judge"] == 0.5
+
+
+def test_a_selector_that_would_pick_the_whole_bank_is_refused(context: EvalContext):
+    from dataclasses import replace
+
+    from memskill_cli.errors import ConfigError
+    from memskill_cli.evaluation import make_selector
+
+    whole = replace(context, settings=context.settings.model_copy(update={
+        "eval": context.settings.eval.model_copy(update={"skills_per_span": 4})}))
+    for method in ("memskill", "random-skills"):
+        with pytest.raises(ConfigError, match=r"eval.skills_per_span is 4 but the skill bank holds 4 skills"):
+            make_selector(method, whole)
+    every = replace(whole, settings=whole.settings.model_copy(update={
+        "memory": whole.settings.memory.model_copy(update={"selector": "all"})}))
+    assert make_selector("memskill", every)[1].identity == "all"  # said explicitly: every span gets every skill
+    assert make_selector("memskill", context)[1].identity == "similarity-top3"
 
 
 @pytest.mark.llm

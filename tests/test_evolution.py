@@ -101,6 +101,47 @@ def test_invalid_edits_are_rejected_with_reasons():
     assert grown.get("dated-events").provenance.round == 1
 
 
+def test_edits_naming_the_hard_cases_specifics_or_overfilling_the_bank_are_rejected():
+    from memskill_cli.evolution.designer import case_specifics
+
+    bank = SkillBank.seed()
+    shown = ["Case 1 [single-hop, failed 1x, score 0.00]\n  Question: What is the name of Priya's postdoc advisor?\n"
+             "  Gold: Dr Okafor\n  Predicted: none\n  Source turns holding the answer:\n"
+             "    D3:4: Priya: my advisor at Imperial is Dr Okafor since 2019\n  What memory returned:\n    (none)"]
+    specifics = case_specifics(shown, bank)
+    assert {"Priya", "Imperial", "2019"} <= specifics and not specifics & {"What", "Question", "Case", "Gold"}
+    edits = [edit("add", "trivia", instructions="Insert the name of Priya's postdoc advisor when it is mentioned."),
+             edit("add", "nested", actions=[["INSERT"]]),
+             edit("add", "work-relations", instructions="Insert who a person works with or for, and since when."),
+             edit("add", "one-more", description="Record the places people live in and move to.")]
+    accepted, rejected = validate_edits(bank, edits, max_changes=3, max_skills=5, specifics=specifics)
+    assert [e["skill"] for e in accepted] == ["work-relations"]
+    why = {e["skill"]: e["why"] for e in rejected}
+    assert "specifics" in why["trivia"] and "Priya" in why["trivia"]
+    assert "list of action names" in why["nested"]
+    assert "bank is full" in why["one-more"] and "5" in why["one-more"]
+
+
+def test_a_version_replaces_the_best_only_on_a_significant_paired_gain(tmp_path):
+    from memskill_cli.evolution.snapshots import SnapshotStore
+
+    seed = SkillBank.seed()
+    store = SnapshotStore.open(tmp_path, seed, HardCaseBuffer(), source="run")
+    base = {f"q{i}": 0.3 for i in range(10)}
+    assert store.record_score(1, base) == "best"
+    noisy = store.add(seed.model_copy(update={"version": 2}), 1, {}, [], [])
+    # +0.04 F1 on average over 10 questions, all of it from one question: noise, not a better bank.
+    assert store.record_score(noisy.version, {**base, "q0": 0.7}) == "rolled_back"
+    entry = store.state.get(noisy.version)
+    assert entry.gain.mean == pytest.approx(0.04) and entry.gain.low <= 0 < entry.gain.high
+    assert store.state.best == 1 and store.state.current == 1
+    better = store.add(seed.model_copy(update={"version": 3}), 1, {}, [], [])
+    assert store.record_score(better.version, {q: v + 0.1 * (1 + i % 3) for i, (q, v) in
+                                               enumerate(base.items())}) == "best"
+    assert store.state.get(better.version).gain.low > 0 and store.state.best == better.version
+    assert store.state.get(1).status == "kept"
+
+
 def forgetful_executor(request):
     """Stores nothing when the harmful skill is among the selected ones: a bank that gets worse."""
     if "### forget-everything" in request.messages[1]["content"]:
@@ -195,7 +236,7 @@ def test_evolution_state_resumes_only_for_the_same_source_and_keeps_new_cases(tm
     first = HardCaseBuffer()
     first.add(case("a", 0.0), step=3)
     store = SnapshotStore.open(tmp_path, seed, first, source="controller-1")
-    store.record_score(1, 0.4)
+    store.record_score(1, {"q1": 0.4})
     store.save()
     # Same training run, later updates: the run resumes and the new failures come in (step restarts never hide them).
     later = HardCaseBuffer()

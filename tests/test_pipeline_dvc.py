@@ -13,10 +13,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from memskill_cli.skills import SkillBank
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAIServer, completion
-from tests.test_eval import answer_script, executor_script
-from tests.test_evolution import designer_script
+from tests.test_eval import answer_script
+from tests.test_train import picky_executor, store_all_designer
 
 STAGES = ["prepare", "build-cache", "train", "evolve", "eval", "report"]
 
@@ -25,11 +26,11 @@ def scripted_llm(body, auth):
     request = SimpleNamespace(messages=body["messages"])
     first = body["messages"][0]["content"]
     if "long-term memory" in first:
-        return completion(executor_script(request))
+        return completion(picky_executor(request))
     if "Grade a predicted answer" in first:
         return completion('{"explanation": "close enough", "score": 1}')
     if "improve the memory skills" in first or "Current skills" in first:
-        return completion(designer_script(request))
+        return completion(store_all_designer(request))
     return completion(answer_script(request))
 
 
@@ -67,7 +68,7 @@ def make_project(tmp_path: Path, **overrides: dict) -> tuple[Path, dict]:
 
 
 def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
-    repo, params = make_project(tmp_path)
+    repo, params = make_project(tmp_path, spans={"max_tokens": 64})  # a turn or two per span: all are stored
     bin_dir = str(Path(sys.executable).parent)
     with FakeOpenAIServer(scripted_llm) as server:
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-pipeline-secret",
@@ -99,6 +100,13 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
         assert stale == {"train", "evolve", "eval"}
     summary = json.loads((repo / "artifacts/eval/sample/metrics.json").read_text())
     assert set(summary["methods"]) == {"memskill", "raw-rag"}
+    # Evaluation ran the bank evolve kept (its new skill's gain was significant) with the trained controller.
+    evolution = json.loads((repo / "artifacts/evolve/sample/state.json").read_text())
+    assert [v["status"] for v in evolution["versions"]] == ["kept", "best"]
+    best = SkillBank.load(repo / "artifacts/evolve/sample/best_bank.yaml")
+    assert "store-all" in best.names and summary["methods"]["memskill"]["skill_bank"] == best.hash
+    assert summary["methods"]["memskill"]["selector"].startswith("controller-")
+    assert summary["methods"]["memskill"]["overall"]["f1"] > 0  # only the evolved skill stores anything
     assert (repo / "artifacts/report/sample/report.html").exists()
     assert (repo / "artifacts/train/sample/checkpoint/controller.safetensors").exists()
     # MLflow: one pipeline parent with the stage runs under it, and no secret anywhere in the store.

@@ -1,6 +1,7 @@
 """`memskill report` from real stage outputs (scripted LLM), and `--compare`."""
 
 import json
+import re
 from html.parser import HTMLParser
 
 from memskill_cli.components import Components
@@ -72,6 +73,8 @@ def test_report_from_a_scripted_pipeline_run(tmp_path, encoder):
     for text in ("| memskill |", "| no-memory |", "| raw-rag |", "Skill-bank timeline", "rolled_back",
                  "forget-everything", "Cost per stage", "| train | executor |", "**Q:**"):
         assert text in markdown, text
+    # The rolled-back version shows its paired gain over the best with the interval that decided it.
+    assert re.search(r"\| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \| rolled_back \|", markdown)
 
     (artifacts / "eval/other").mkdir()
     summary = json.loads((artifacts / "eval/sample/metrics.json").read_text())

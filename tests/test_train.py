@@ -3,12 +3,17 @@
 import json
 import subprocess
 
+import numpy as np
 import pytest
+import torch
 
+from memskill_cli.checkpoint import load_controller
 from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.controller import make_state
 from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
+from memskill_cli.errors import ConfigError
 from memskill_cli.evaluation import evaluate, load_context
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import RoleClient, UsageLedger
@@ -27,11 +32,27 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
     settings = Settings(train={"updates": 2, "episodes_per_update": 2, "queries_per_trace": 3, "skills_per_span": 2})
     trainer = make_trainer(settings, prepared.path, info.path, Components(encoder, clients, ledger))
     summary = train(settings, trainer, tmp_path / "train", ledger, resume=False)
-    assert summary["updates"] == 2 and 0 < summary["reward_last"] <= 1
+    assert summary["updates"] == 2 and 0 < summary["reward_best"] <= 1
+    with pytest.raises(ConfigError, match=r"train.skills_per_span is 4 but the skill bank holds 4 skills"):
+        make_trainer(Settings(train={"skills_per_span": 4}), prepared.path, info.path,
+                     Components(encoder, clients, ledger))
     history = [json.loads(line) for line in (tmp_path / "train/history.jsonl").read_text().splitlines()]
+    # An episode is one session of a training conversation with every question whose evidence lies in it.
+    windows = trainer.env.episodes
+    assert set(windows) == {"sample-01@sessions1-1", "sample-01@sessions2-2", "sample-02@sessions1-1",
+                            "sample-02@sessions2-2", "sample-02@sessions3-3"}
+    for window in windows.values():
+        turns = {t for span, _ in window.spans for t in span.turn_ids}
+        assert window.queries and all(set(q.evidence) <= turns for q in window.queries)
+        assert {s.session_ids[0] for s, _ in window.spans} == {window.spans[0][0].session_ids[0]}
     episode = history[0]["episodes"][0]
-    assert episode["executor_calls"] > 0 and len(episode["cases"]) == 3
-    assert all(len(case["retrieved"]) > 0 for case in episode["cases"])
+    assert episode["executor_calls"] == len(windows[episode["id"]].spans)
+    assert [c["query_id"] for c in episode["cases"]] == [q.query_id for q in windows[episode["id"]].queries]
+    # The reward comes from the window's memory: none built (no INSERT skill picked), nothing retrieved, 0.
+    for record in history:
+        for ep in record["episodes"]:
+            retrieved = [len(case["retrieved"]) > 0 for case in ep["cases"]]
+            assert all(retrieved) if ep["memories"] else (not any(retrieved) and ep["reward"] == 0)
     assert sum(history[0]["skill_usage"].values()) == 2 * history[0]["transitions"]
     state = json.loads((tmp_path / "train/checkpoint/state.json").read_text())
     assert state["update"] == 2 and state["history"][1]["llm_usage"]["executor"]["calls"] > 0
@@ -50,6 +71,17 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
     assert result["methods"]["memskill"]["overall"]["f1"] > 0
     memories = json.loads((tmp_path / "eval/runs/memskill/memories.json").read_text())
     assert all(len(r["skills"]) == 2 for m in memories.values() for r in m["records"])
+    # The executor received exactly the trained controller's greedy top-2 (checked where memory is still empty).
+    controller, _, trained_on = load_controller(tmp_path / "train/checkpoint")
+    assert trained_on == trainer.bank  # the checkpoint knows its bank: no skill is untried here
+    names = trainer.bank.names
+    skills = torch.tensor(encoder.encode([s.description for s in trainer.bank.skills]))
+    for trace_id, memory in memories.items():
+        span, vector = context.cache.for_trace(trace_id)[0]
+        state = torch.tensor(make_state(vector, np.zeros((0, vector.size), np.float32)))[None]
+        picks = torch.topk(controller.logits(state, skills), 2).indices[0].tolist()
+        assert memory["records"][0]["span_id"] == span.span_id
+        assert memory["records"][0]["skills"] == [names[i] for i in picks]
     assert any("controller-" in p.name or p.is_dir() for p in (tmp_path / "mem").iterdir())
 
 
@@ -75,30 +107,33 @@ def test_short_real_train_writes_a_checkpoint(tmp_path):
     assert "checkpoint" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
+def picky_executor(request):
+    """Stores anything only when the designer's new skill is selected: a bank that needs evolving."""
+    if "### store-all" in request.messages[1]["content"]:
+        return executor_script(request)
+    return '{"operations": [{"action": "NOOP"}]}'
+
+
+def store_all_designer(request):
+    """Proposes the one general skill `picky_executor` needs."""
+    if "Failed cases" in request.messages[0]["content"]:
+        return '{"patterns": [], "recommendations": ["store every fact"]}'
+    return json.dumps({"edits": [{"op": "add", "skill": "store-all", "description": "Store every fact stated.",
+                                  "instructions": "Insert one memory per sentence of the span.",
+                                  "actions": ["INSERT"], "reason": "facts are missing"}]})
+
+
 def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     """An evolution cycle between PPO phases adopts a better bank; its new skill gets the exploration floor."""
     from memskill_cli.evaluation import load_context
     from memskill_cli.learning import evolution_hook
-
-    def picky_executor(request):  # stores everything only when the new skill is selected
-        full = json.loads(executor_script(request))
-        if "### store-all" in request.messages[1]["content"]:
-            return json.dumps(full)
-        return json.dumps({"operations": full["operations"][:1]})
-
-    def designer(request):
-        if "Failed cases" in request.messages[0]["content"]:
-            return '{"patterns": [], "recommendations": ["store every fact"]}'
-        return json.dumps({"edits": [{"op": "add", "skill": "store-all", "description": "Store every fact stated.",
-                                      "instructions": "Insert one memory per sentence of the span.",
-                                      "actions": ["INSERT"], "reason": "facts are missing"}]})
 
     [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
     info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
     ledger = UsageLedger()
     clients = {"executor": RoleClient("executor", ScriptedClient(picky_executor, "exec"), ledger=ledger),
                "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger),
-               "designer": RoleClient("designer", ScriptedClient(designer, "des"), ledger=ledger)}
+               "designer": RoleClient("designer", ScriptedClient(store_all_designer, "des"), ledger=ledger)}
     settings = Settings(train={"updates": 2, "episodes_per_update": 1, "queries_per_trace": 3, "evolve_every": 1,
                                "skills_per_span": 2}, eval={"split": "validation", "judge": False})
     components = Components(encoder, clients, ledger)
@@ -106,7 +141,11 @@ def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     context = load_context(settings, prepared.path, info.path, components, memory_root=tmp_path / "mem")
     hook = evolution_hook(settings, context, clients["designer"], tmp_path / "train/evolution")
     train(settings, trainer, tmp_path / "train", ledger, resume=False, evolve_hook=hook)
+    # Scored with the policy being trained (the untried skill at its exploration floor), the grown bank's gain
+    # over the seed bank is significant, so it is kept.
     assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}
+    evolution = json.loads((tmp_path / "train/evolution/state.json").read_text())
+    assert evolution["versions"][1]["status"] == "best" and evolution["versions"][1]["gain"]["low"] > 0
     state = json.loads((tmp_path / "train/checkpoint/state.json").read_text())
     assert "store-all" in [s["name"] for s in state["skill_bank"]["skills"]]
     assert state["history"][0]["skill_bank_after"] == trainer.bank.hash

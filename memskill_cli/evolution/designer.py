@@ -55,6 +55,14 @@ def edits_schema(max_changes: int) -> dict[str, Any]:
 
 
 NEW_SKILL_ACTIONS = {"INSERT", "UPDATE"}
+# Specifics a general skill must not name: capitalised words inside a sentence (names, places, titles), the
+# speaker of a cited turn, and long numbers, taken from the hard cases the designer was shown.
+_INNER_CAPITAL = re.compile(r"(?<=[a-z,;] )[A-Z][\w'-]{2,}")
+_SPEAKER = re.compile(r"^\s+\S+: ([A-Z][\w'-]{2,}):", re.MULTILINE)
+_NUMBER = re.compile(r"\b\d{3,}\b")
+_CALENDAR = {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+_WORD = re.compile(r"[\w'-]+")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}|\{\{|\}\}|\$\{|<[A-Z_]{2,}>|\[\[")
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,47}$")
 
@@ -65,6 +73,15 @@ def render_case(n: int, case: HardCase, evidence_text: dict[str, str]) -> str:
     return (f"Case {n} [{case.category}, failed {case.failures}x, score {case.score:.2f}]\n"
             f"  Question: {case.question}\n  Gold: {' | '.join(case.gold)}\n  Predicted: {case.prediction}\n"
             f"  Source turns holding the answer:\n{evidence}\n  What memory returned:\n{memory}")
+
+
+def case_specifics(cases_text: list[str], bank: SkillBank) -> set[str]:
+    """Names, places and numbers in the hard cases shown (not already in the bank's own text): an edit that
+    repeats them writes one conversation's trivia into a skill instead of a general rule."""
+    found: set[str] = set()
+    for text in cases_text:
+        found |= {*_INNER_CAPITAL.findall(text), *_SPEAKER.findall(text), *_NUMBER.findall(text)}
+    return found - _CALENDAR - set(_WORD.findall(render_bank(bank)))
 
 
 def render_bank(bank: SkillBank) -> str:
@@ -104,10 +121,12 @@ def propose(client: LLMClient, bank: SkillBank, analysis: dict[str, Any], max_ch
     return edits
 
 
-def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int
+def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skills: int | None = None,
+                   specifics: set[str] | frozenset[str] = frozenset()
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(accepted, rejected-with-reason). Checks: shape, budget, slugs, uniqueness, action types, lengths,
-    no prompt-template placeholders, seed primitives keep their action type."""
+    no prompt-template placeholders, seed primitives keep their action type, the bank's size limit, and no
+    `specifics` (names, places, numbers from the hard cases) in a skill's text."""
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     names = set(bank.names)
@@ -140,13 +159,23 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int
         if name in touched:
             reject(edit, f"skill {name!r} is edited twice in one cycle")
             continue
+        named = sorted(specifics & set(_WORD.findall(f"{description} {instructions}")))
+        if named:
+            reject(edit, f"names specifics from the hard cases ({', '.join(named[:3])}); a skill must be general")
+            continue
         actions = edit.get("actions")
+        if actions is not None and not (isinstance(actions, list) and all(isinstance(a, str) for a in actions)):
+            reject(edit, "actions must be a list of action names")
+            continue
         if edit["op"] == "add":
             if not _SLUG.match(name):
                 reject(edit, f"{name!r} is not a slug name")
                 continue
             if name in names:
                 reject(edit, f"a skill named {name!r} already exists")
+                continue
+            if max_skills is not None and len(names) >= max_skills:
+                reject(edit, f"the bank is full: it holds {len(names)} skills, evolve.max_skills is {max_skills}")
                 continue
             if not actions or not isinstance(actions, list) or not set(actions) <= NEW_SKILL_ACTIONS:
                 reject(edit, "a new skill may only INSERT or UPDATE")
@@ -162,6 +191,7 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int
                        else "a skill may only INSERT or UPDATE")
                 continue
         touched.add(name)
+        names.add(name)
         accepted.append(edit)
     return accepted, rejected
 

@@ -59,10 +59,12 @@ class HardCaseBuffer(BaseModel):
             self.cases = {c.query_id: c for c in keep}
 
 
-def hard_case(case: dict[str, Any], trace_id: str) -> dict[str, Any]:
-    """An episode's scored query in the hard-case buffer's shape (histories from before `score` carry `f1`)."""
+def hard_case(case: dict[str, Any], episode_id: str) -> dict[str, Any]:
+    """An episode's scored query in the hard-case buffer's shape (a case names its trace; older histories do not,
+    and carry `f1` instead of `score`: their episode was the whole trace)."""
     keys = ("query_id", "question", "gold", "category", "evidence", "prediction", "retrieved")
-    return {**{k: case.get(k, []) for k in keys}, "trace_id": trace_id, "score": case.get("score", case.get("f1"))}
+    return {**{k: case.get(k, []) for k in keys}, "trace_id": case.get("trace_id", episode_id),
+            "score": case.get("score", case.get("f1"))}
 
 
 def empty_buffer(settings: EvolveSettings) -> HardCaseBuffer:

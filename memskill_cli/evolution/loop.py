@@ -1,5 +1,6 @@
-"""The evolution loop: hard cases -> designer edits -> a new bank version, scored through `score(bank)`; a
-version worse than the best snapshot is rolled back; the best bank is exported.
+"""The evolution loop: hard cases -> designer edits -> a new bank version, scored question by question through
+`score(bank)`; a version is kept only when its paired gain over the best snapshot is significant, else the bank
+rolls back; the best bank is exported.
 
 As GEPA's adapter separates the optimizer from what it optimizes, the loop knows nothing of the evaluation
 harness: it is given a scoring function, the source turns that hard cases cite, and an encoder for
@@ -15,14 +16,22 @@ import numpy as np
 
 from memskill_cli.config import EvolveSettings
 from memskill_cli.errors import SchemaError
-from memskill_cli.evolution.designer import analyse, apply_edits, propose, render_case, validate_edits
+from memskill_cli.evolution.designer import (
+    analyse,
+    apply_edits,
+    case_specifics,
+    propose,
+    render_case,
+    validate_edits,
+)
 from memskill_cli.evolution.hardcases import HardCaseBuffer, select_cases
 from memskill_cli.evolution.snapshots import SnapshotStore
 from memskill_cli.llm import LLMClient
 from memskill_cli.skills import SkillBank
 
-#: A bank's score on validation (higher is better); per-version outputs go under the given folder.
-Score = Callable[[SkillBank, Path], float]
+#: A bank's score on each validation question (query id -> score, higher is better); per-version outputs go
+#: under the given folder.
+Score = Callable[[SkillBank, Path], dict[str, float]]
 #: trace id -> turn id -> "speaker: text", the source turns that hard cases cite.
 Turns = dict[str, dict[str, str]]
 
@@ -36,7 +45,8 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
     state = store.state
     store.merge_cases(buffer)
     if state.get(state.best).score is None:
-        store.record_score(state.best, score(store.bank(state.best), store.bank_path(state.best).parent))
+        store.record_score(state.best, score(store.bank(state.best), store.bank_path(state.best).parent),
+                           settings.confidence)
         store.save()
     log = []
     for _ in range(cycles):
@@ -51,25 +61,29 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
             break
         state.round += 1
         current = store.bank(state.current)
-        cases_text = "\n\n".join(render_case(n, c, turns.get(c.trace_id, {})) for n, c in enumerate(cases, start=1))
+        shown = [render_case(n, c, turns.get(c.trace_id, {})) for n, c in enumerate(cases, start=1)]
+        cases_text = "\n\n".join(shown)
         try:
             analysis = analyse(designer, current, cases_text)
             edits = propose(designer, current, analysis, max_changes, state.failed_proposals)
         except SchemaError as exc:
             analysis, edits = {"error": str(exc)}, []
-        accepted, rejected = validate_edits(current, edits, max_changes)
+        accepted, rejected = validate_edits(current, edits, max_changes, settings.max_skills,
+                                            case_specifics(shown, current))
         state.failed_proposals.extend(rejected)
         entry: dict[str, Any] = {"round": state.round, "cases": len(cases), "analysis": analysis,
                                  "proposed": edits, "accepted": accepted, "rejected": rejected}
         if accepted:
             version = store.add(apply_edits(current, accepted, state.round), state.current, analysis, accepted,
                                 rejected)
-            value = score(store.bank(version.version), store.bank_path(version.version).parent)
-            outcome = store.record_score(version.version, value)
-            entry.update(version=version.version, score=value, outcome=outcome)
+            scores = score(store.bank(version.version), store.bank_path(version.version).parent)
+            outcome = store.record_score(version.version, scores, settings.confidence)
+            scored = state.get(version.version)
+            entry.update(version=version.version, score=scored.score, outcome=outcome,
+                         gain=scored.gain.model_dump() if scored.gain else None)
             if outcome == "rolled_back":
-                state.failed_proposals.extend({**edit, "why": f"rolled back: validation F1 {value:.3f} below the "
-                                               f"best {state.get(state.best).score:.3f}"} for edit in accepted)
+                state.failed_proposals.extend({**edit, "why": f"rolled back: validation gain {scored.gain} over the "
+                                               "best version is not significant"} for edit in accepted)
             state.stale_cycles = 0 if outcome == "best" else state.stale_cycles + 1
         else:
             state.stale_cycles += 1
@@ -81,4 +95,5 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
     store.save()
     return {"best_version": state.best, "best_score": state.get(state.best).score, "current": state.current,
             "rounds": state.round, "cycles": log, "exported": str(exported),
-            "versions": [v.model_dump(include={"version", "score", "status", "parent"}) for v in state.versions]}
+            "versions": [v.model_dump(include={"version", "score", "gain", "status", "parent"})
+                         for v in state.versions]}

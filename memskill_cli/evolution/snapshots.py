@@ -1,4 +1,5 @@
-"""Every skill-bank version as a snapshot with its validation score; rollback to the best; export the best."""
+"""Every skill-bank version as a snapshot with its per-question validation scores; a version replaces the best
+only when its paired gain is significant (else the bank rolls back to the best); export the best."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from memskill_cli.evolution.hardcases import HardCaseBuffer
 from memskill_cli.fileio import read_json, write_json, write_text
+from memskill_cli.significance import Gain, paired_gain
 from memskill_cli.skills import SkillBank
 
 
@@ -18,8 +20,9 @@ class Version(BaseModel):
     hash: str
     parent: int | None = None
     round: int = 0
-    score: float | None = None
-    status: str = "seed"  # seed | best | kept | rolled_back
+    score: float | None = None  # mean over the validation questions (scores.json beside the bank holds each)
+    gain: Gain | None = None    # paired gain over the best version when it was scored
+    status: str = "seed"  # seed | best | kept (a former best) | rolled_back
     changes: list[dict[str, Any]] = Field(default_factory=list)
     rejected: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -86,21 +89,26 @@ class SnapshotStore:
         self.state.versions.append(version)
         return version
 
-    def record_score(self, version: int, score: float) -> str:
-        """Score a version; it becomes the best if strictly better, else the bank rolls back to the best."""
+    def scores(self, version: int) -> dict[str, float]:
+        return read_json(self.bank_path(version).with_name("scores.json"))
+
+    def record_score(self, version: int, scores: dict[str, float], confidence: float = 0.95) -> str:
+        """Score a version by question. It becomes the best when its paired gain over the best version is
+        significant (the interval's lower bound above zero); otherwise the bank rolls back to the best."""
+        write_json(self.bank_path(version).with_name("scores.json"), scores)
         entry = self.state.get(version)
-        entry.score = score
+        entry.score = round(sum(scores.values()) / len(scores), 6) if scores else 0.0
         best = self.state.get(self.state.best)
-        if version == self.state.best or best.score is None or score > best.score:
-            if version != self.state.best:
-                best.status = "kept" if best.status == "best" else best.status
-            entry.status, self.state.best, self.state.current = "best", version, version
-            return "best"
-        if score < best.score:
-            entry.status, self.state.current = "rolled_back", self.state.best
-            return "rolled_back"
-        entry.status, self.state.current = "kept", version
-        return "kept"
+        if version != self.state.best and best.score is not None:
+            reference = self.scores(best.version)
+            common = sorted(set(reference) & set(scores))
+            entry.gain = paired_gain([reference[q] for q in common], [scores[q] for q in common], confidence)
+            if not entry.gain.significant:
+                entry.status, self.state.current = "rolled_back", self.state.best
+                return "rolled_back"
+            best.status = "kept"
+        entry.status, self.state.best, self.state.current = "best", version, version
+        return "best"
 
     def export_best(self) -> Path:
         target = self.root / "best_bank.yaml"

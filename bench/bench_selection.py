@@ -1,0 +1,149 @@
+"""Benchmark (issue: skill selection that matters): what one PPO update costs on LoCoMo with the embedded default,
+and whether the learned selection beats the alternatives at the same K.
+
+1. Trains the controller for `--updates` PPO updates on LoCoMo's training conversations (episodes are one-session
+   windows with every question whose evidence lies in them) and prints seconds per update (episodes, PPO) and
+   the reward per update. The checkpoint is kept under .cache/bench-selection, and a rerun continues it.
+2. On the validation conversations' session windows (`--windows` of them, seeded), builds each window's memory
+   with the trained controller, the similarity selector and random-K at the same K from the same bank, and
+   prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?) and, unless
+   --no-answer, F1 with the same answerer; with the paired difference of the controller against each and its
+   95% bootstrap interval.
+
+Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3]
+     [--bank PATH (an evolved bank; default: the seed bank)] [--no-answer]
+Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from memskill_cli.answering import answer_request, clean_answer, fit_context
+from memskill_cli.checkpoint import load_controller
+from memskill_cli.components import Components
+from memskill_cli.config import PrepareSettings, Settings, SpanSettings
+from memskill_cli.construction import build_trace_memory
+from memskill_cli.data.cache import SpanCache, build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.data.schema import load_prepared
+from memskill_cli.embeddings import Encoder
+from memskill_cli.environment import Episode, make_episodes
+from memskill_cli.executor import Executor
+from memskill_cli.learning import make_trainer, train
+from memskill_cli.llm import RoleClient, UsageLedger, create_backend
+from memskill_cli.llm.cache import ResponseCache
+from memskill_cli.metrics import best_over_golds
+from memskill_cli.quality import evidence_hit
+from memskill_cli.selectors import ControllerSelector, RandomK, SimilarityTopK, SkillSelector
+from memskill_cli.significance import paired_gain
+from memskill_cli.skills import SkillBank
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
+WORK = ROOT / ".cache/bench-selection"
+
+
+def clients(settings: Settings, ledger: UsageLedger) -> dict[str, RoleClient]:
+    cache = ResponseCache(WORK / "llm.sqlite")
+    return {role: RoleClient(role, create_backend(getattr(settings.llm, role)), cache=cache, ledger=ledger,
+                             default_max_tokens=getattr(settings.llm, role).max_tokens)
+            for role in ("executor", "answerer")}
+
+
+def score_windows(windows: list[Episode], bank: SkillBank, selector: SkillSelector, executor: Executor,
+                  answerer: RoleClient | None, cache: SpanCache, encoder: Encoder, settings: Settings
+                  ) -> tuple[list[float], list[float]]:
+    """Per question over all windows: evidence hit (all evidence turns cited) and F1 (or nothing)."""
+    hits, f1s = [], []
+    for window in windows:
+        memory = build_trace_memory(window.trace_id, window.spans, bank, selector, executor, encoder.encode,
+                                    int(cache.span_vectors.shape[1]))
+        for query in window.queries:
+            found = memory.bank.search(cache.query_vectors[query.query_id], settings.eval.memories_per_question)
+            found = fit_context(found, lambda hit: hit[0].content, settings.eval.answer_context_tokens,
+                                answerer.count_tokens if answerer else len)
+            hits.append(float(evidence_hit(query.evidence, [t for item, _ in found for t in item.source_turn_ids])[0]))
+            if answerer is not None:
+                response = answerer.complete(answer_request(query, [item.content for item, _ in found], "locomo"))
+                f1s.append(best_over_golds(clean_answer(response.text), query.answers, query.category)[0])
+    return hits, f1s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=1, help="PPO updates in all (a rerun continues).")
+    parser.add_argument("--episodes", type=int, default=4, help="Episodes (session windows) per update.")
+    parser.add_argument("--windows", type=int, default=12, help="Validation windows compared (seeded sample).")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--bank", type=Path, default=None, help="Skill bank YAML (default: the seed bank).")
+    parser.add_argument("--no-answer", action="store_true", help="Evidence recall only (no answerer calls).")
+    args = parser.parse_args()
+    if not SOURCE.exists():
+        sys.exit(f"skipped: {SOURCE} is absent")
+    bank = SkillBank.load(args.bank) if args.bank else SkillBank.seed()
+    settings = Settings(memory={"skill_bank": str(args.bank) if args.bank else None},
+                        train={"updates": args.updates, "episodes_per_update": args.episodes,
+                               "skills_per_span": args.top_k, "window_sessions": 1},
+                        eval={"skills_per_span": args.top_k})
+    encoder, ledger = Encoder(), UsageLedger()
+    [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
+    info = build_cache(prepared.path, SpanSettings(), settings.embedding, WORK / "cache", encoder)
+    roles = clients(settings, ledger)
+    components = Components(encoder, dict(roles), ledger)
+
+    trainer = make_trainer(settings, prepared.path, info.path, components)
+    print(f"== training on LoCoMo: {len(trainer.env.episodes)} one-session windows, {args.episodes} per update, "
+          f"K={args.top_k} of {len(bank.skills)} skills (executor {settings.llm.executor.model})")
+    start, before = time.perf_counter(), trainer.update
+    train(settings, trainer, WORK / "train", ledger, resume=True)
+    for record in trainer.history[before:]:
+        calls = sum(e["executor_calls"] for e in record["episodes"])
+        questions = sum(len(e["cases"]) for e in record["episodes"])
+        print(f"update {record['update']}: {record['episodes_seconds'] + record['ppo_seconds']:.0f} s "
+              f"(episodes {record['episodes_seconds']:.0f} s for {calls} executor calls and {questions} questions, "
+              f"PPO {record['ppo_seconds']:.2f} s), reward {record['reward_mean']:.3f}")
+    if trainer.update == before:
+        print("(all updates were already done: delete .cache/bench-selection/train to time them)")
+    else:
+        print(f"seconds per update: {(time.perf_counter() - start) / (trainer.update - before):.0f}")
+
+    _, queries = load_prepared(prepared.path)
+    cache = SpanCache.load(info.path)
+    validation = [q for q in queries if q.split == "validation" and q.category != "adversarial" and not q.abstention]
+    windows = list(make_episodes(validation, cache, 1, None, 0).values())
+    windows = random.Random(0).sample(windows, min(args.windows, len(windows)))
+    controller, identity, trained_on = load_controller(WORK / "train/checkpoint")
+    selectors = {"controller": ControllerSelector(controller, encoder.encode, args.top_k, identity, trained_on,
+                                                  settings.train.new_skill_floor),
+                 "similarity": SimilarityTopK(encoder.encode, args.top_k), "random": RandomK(args.top_k, 0)}
+    executor = Executor(roles["executor"], settings.memory.memories_shown_to_executor)
+    answerer = None if args.no_answer else roles["answerer"]
+    print(f"\n== validation: {len(windows)} windows, {sum(len(w.queries) for w in windows)} questions, K={args.top_k}")
+    results = {name: score_windows(windows, bank, selector, executor, answerer, cache, encoder, settings)
+               for name, selector in selectors.items()}
+    for name, (hits, f1s) in results.items():
+        f1 = f", F1 {statistics.fmean(f1s):.3f}" if f1s else ""
+        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}{f1}")
+    for other in ("similarity", "random"):
+        for metric, index in (("evidence recall", 0), ("F1", 1)):
+            if results["controller"][index]:
+                gain = paired_gain(results[other][index], results["controller"][index])
+                print(f"controller - {other:10s} {metric:15s} {gain}")
+    usage = ledger.role("executor")
+    print(f"\nexecutor calls {usage.calls} ({usage.cache_hits} cached), mean latency "
+          f"{usage.latency_s / max(1, usage.calls - usage.cache_hits):.1f} s; answerer calls "
+          f"{ledger.role('answerer').calls}; {np.round(time.perf_counter() - start)} s in all")
+
+
+if __name__ == "__main__":
+    main()
