@@ -10,7 +10,7 @@ and whether the learned selection beats the alternatives at the same K.
    --no-answer, F1 with the same answerer; with the paired difference of the controller against each and its
    95% bootstrap interval.
 
-Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3]
+Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3] [--lr X]
      [--bank PATH (an evolved bank; default: the seed bank)] [--no-answer]
 Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew).
 """
@@ -36,8 +36,8 @@ from memskill_cli.construction import build_trace_memory
 from memskill_cli.data.cache import SpanCache, build_cache
 from memskill_cli.data.prepare import prepare
 from memskill_cli.data.schema import load_prepared
+from memskill_cli.data.windows import Window, make_windows
 from memskill_cli.embeddings import Encoder
-from memskill_cli.environment import Episode, make_episodes
 from memskill_cli.executor import Executor
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
@@ -60,7 +60,7 @@ def clients(settings: Settings, ledger: UsageLedger) -> dict[str, RoleClient]:
             for role in ("executor", "answerer")}
 
 
-def score_windows(windows: list[Episode], bank: SkillBank, selector: SkillSelector, executor: Executor,
+def score_windows(windows: list[Window], bank: SkillBank, selector: SkillSelector, executor: Executor,
                   answerer: RoleClient | None, cache: SpanCache, encoder: Encoder, settings: Settings
                   ) -> tuple[list[float], list[float]]:
     """Per question over all windows: evidence hit (all evidence turns cited) and F1 (or nothing)."""
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=4, help="Episodes (session windows) per update.")
     parser.add_argument("--windows", type=int, default=12, help="Validation windows compared (seeded sample).")
     parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=None, help="PPO learning rate (default: train.ppo's).")
     parser.add_argument("--bank", type=Path, default=None, help="Skill bank YAML (default: the seed bank).")
     parser.add_argument("--no-answer", action="store_true", help="Evidence recall only (no answerer calls).")
     args = parser.parse_args()
@@ -93,7 +94,8 @@ def main() -> None:
     bank = SkillBank.load(args.bank) if args.bank else SkillBank.seed()
     settings = Settings(memory={"skill_bank": str(args.bank) if args.bank else None},
                         train={"updates": args.updates, "episodes_per_update": args.episodes,
-                               "skills_per_span": args.top_k, "window_sessions": 1},
+                               "skills_per_span": args.top_k, "window_sessions": 1,
+                               **({"ppo": {"learning_rate": args.lr}} if args.lr else {})},
                         eval={"skills_per_span": args.top_k})
     encoder, ledger = Encoder(), UsageLedger()
     [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
@@ -120,7 +122,7 @@ def main() -> None:
     _, queries = load_prepared(prepared.path)
     cache = SpanCache.load(info.path)
     validation = [q for q in queries if q.split == "validation" and q.category != "adversarial" and not q.abstention]
-    windows = list(make_episodes(validation, cache, 1, None, 0).values())
+    windows = list(make_windows(validation, cache, 1, None, 0).values())
     windows = random.Random(0).sample(windows, min(args.windows, len(windows)))
     controller, identity, trained_on = load_controller(WORK / "train/checkpoint")
     selectors = {"controller": ControllerSelector(controller, encoder.encode, args.top_k, identity, trained_on,

@@ -12,11 +12,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -53,6 +55,8 @@ class LLMRoleSettings(Section):
     temperature: float = Field(0.0, ge=0.0)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(6, ge=0)
+    backoff_s: float = Field(0.5, ge=0, description="Retry backoff: exponential from this, with full jitter ...")
+    max_backoff_s: float = Field(30.0, ge=0, description="... up to this; also the most a Retry-After may ask.")
     max_concurrency: int = Field(8, ge=1, description="Worker pool size for `map` over many requests.")
     n_ctx: int = Field(8192, ge=512, description="llama.cpp context window.")
     n_parallel: int = Field(1, ge=1, description="llama.cpp slots decoding at once.")
@@ -94,6 +98,8 @@ class PrepareSettings(Section):
     splits_file: str | None = Field(None, description="LongMemEval MemSkill splits file.")
     num_docs: list[int] = Field(default_factory=lambda: [50, 100, 200], description="HotpotQA eval_N sizes.")
     seed: int = 42
+    download: bool = Field(False, description=(
+        "LoCoMo: fetch the official file when it is not local (the only network call memskill makes, opt-in)."))
 
 
 class MemorySettings(Section):
@@ -169,6 +175,9 @@ class EvolveSettings(Section):
     clusters: int = Field(4, ge=1, description="KMeans clusters of hard-case questions.")
     per_cluster: int = Field(2, ge=1, description="Representatives per cluster.")
     max_cases_shown: int = Field(6, ge=1, description="Most hard cases shown to the designer per cycle.")
+    validation_windows: int = Field(24, ge=0, description=(
+        "Validation session windows (a seeded sample) that score a bank version, each window's memory built on "
+        "its own, where questions cite evidence; 0: whole validation traces (costly on LoCoMo)."))
     max_skills: int = Field(12, ge=2, description="Most skills the bank may grow to (new skills beyond are refused).")
     confidence: float = Field(0.95, ge=0.5, lt=1, description=(
         "A new bank version replaces the best only if the lower bound of this interval of its paired "
@@ -259,11 +268,38 @@ class Settings(BaseSettings):
         return sources
 
 
+#: MEMSKILL_* environment variables that are not settings.
+OTHER_ENV = {"MEMSKILL_PIPELINE_ID", "MEMSKILL_MODELS_DIR"}
+
+
+def check_environment(environ: dict[str, str] | None = None) -> None:
+    """Refuse a MEMSKILL_* variable that names no setting (a typo would otherwise be ignored in silence, and the
+    run would use the value from params.yaml), as an unknown key in params.yaml is refused."""
+    for name in sorted(environ if environ is not None else os.environ):
+        upper = name.upper()
+        if not upper.startswith("MEMSKILL_") or upper in OTHER_ENV:
+            continue
+        parts = upper.removeprefix("MEMSKILL_").lower().split("__")
+        model: Any = Settings
+        for depth, part in enumerate(parts):
+            renamed = depth == 1 and (parts[0], part) in RENAMED
+            if not (isinstance(model, type) and issubclass(model, BaseModel)) or renamed:
+                break
+            field = model.model_fields.get(part)
+            if field is None:
+                raise ConfigError(f"environment variable {name} names no setting ({'.'.join(parts)}): nested keys "
+                                  "are joined by two underscores, e.g. MEMSKILL_LLM__EXECUTOR__BACKEND")
+            model = field.annotation
+
+
 def load_settings(params: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Read params.yaml (if present), apply MEMSKILL_* env vars, then `overrides` (dotted keys)."""
     path = Path(params) if params is not None else DEFAULT_PARAMS
     if params is not None and not path.exists():
         raise ConfigError(f"params file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"params file {path} is a directory")
+    check_environment()
     token = _params_file.set(path if path.exists() else None)
     try:
         return Settings(**_nest(overrides or {}))
@@ -272,6 +308,14 @@ def load_settings(params: str | Path | None = None, overrides: dict[str, Any] | 
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid settings ({path}, MEMSKILL_* env): {problems}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"params file {path} is not UTF-8 text (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
+    except SettingsError as exc:  # e.g. a list-valued env var that is not JSON
+        raise ConfigError(f"invalid settings in the MEMSKILL_* environment: {exc}") from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"params file {path} must be a mapping of sections to settings ({exc})") from None
     finally:
         _params_file.reset(token)
 

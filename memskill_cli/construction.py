@@ -30,7 +30,7 @@ class TraceMemory:
 
     @property
     def rejected(self) -> int:
-        return sum(len(r.rejected) for r in self.records)
+        return sum(op.get("count", 1) for r in self.records for op in r.rejected)
 
 
 def build_trace_memory(

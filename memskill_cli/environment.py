@@ -11,9 +11,7 @@ reward."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,7 @@ from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.controller import Fusion, make_state
 from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Query
-from memskill_cli.data.spans import Span
+from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import LLMClient
@@ -49,54 +47,6 @@ class _ActSelector:
 Player = Callable[[Sequence[Query], Sequence[Sequence[str]]], list[dict[str, Any]]]
 
 
-@dataclass(frozen=True)
-class Episode:
-    """What one episode builds memory from and is scored on."""
-
-    trace_id: str
-    spans: list[tuple[Span, np.ndarray]]
-    queries: list[Query]
-
-
-def session_windows(trace_id: str, spans: list[tuple[Span, np.ndarray]], queries: list[Query],
-                    window_sessions: int) -> dict[str, Episode]:
-    """Windows of `window_sessions` consecutive sessions (a span belongs to its first session's window), each
-    with the questions whose evidence turns all lie in it; windows no question needs are left out."""
-    order: dict[str, int] = {}
-    windows: dict[int, list[tuple[Span, np.ndarray]]] = {}
-    for span, vector in spans:
-        position = order.setdefault(span.session_ids[0] if span.session_ids else "", len(order))
-        windows.setdefault(position // window_sessions, []).append((span, vector))
-    episodes = {}
-    for index, window in windows.items():
-        turns = {t for span, _ in window for t in span.turn_ids}
-        answerable = [q for q in queries if q.evidence and set(q.evidence) <= turns]
-        if answerable:
-            first = index * window_sessions + 1
-            episodes[f"{trace_id}@sessions{first}-{first + window_sessions - 1}"] = Episode(trace_id, window,
-                                                                                             answerable)
-    return episodes
-
-
-def make_episodes(queries: list[Query], cache: SpanCache, window_sessions: int, queries_per_trace: int | None,
-                  seed: int) -> dict[str, Episode]:
-    """Session windows where questions cite evidence (and `window_sessions` > 0), else whole traces with a
-    fixed sample of `queries_per_trace` questions (a fixed sample keeps their rewards comparable)."""
-    by_trace: dict[str, list[Query]] = {}
-    for query in queries:
-        by_trace.setdefault(query.trace_id, []).append(query)
-    episodes: dict[str, Episode] = {}
-    for trace_id, items in by_trace.items():
-        spans = cache.for_trace(trace_id)
-        if window_sessions and any(q.evidence for q in items):
-            episodes.update(session_windows(trace_id, spans, items, window_sessions))
-            continue
-        if queries_per_trace and len(items) > queries_per_trace:
-            items = random.Random(f"{seed}:{trace_id}").sample(items, queries_per_trace)
-        episodes[trace_id] = Episode(trace_id, spans, items)
-    return episodes
-
-
 class MemoryEnvironment:
     def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
@@ -105,7 +55,7 @@ class MemoryEnvironment:
         self.shaping_penalty, self.player, self.answer_budget = shaping_penalty, player, answer_budget
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
-        self.episodes = make_episodes(queries, cache, window_sessions, queries_per_trace, seed)
+        self.episodes = make_windows(queries, cache, window_sessions, queries_per_trace, seed)
 
     def episode_ids(self) -> list[str]:
         return sorted(self.episodes)

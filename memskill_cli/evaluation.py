@@ -9,6 +9,7 @@ Every method runs in the same harness with the same answerer, so comparisons are
 from __future__ import annotations
 
 import collections
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from memskill_cli.config import Settings
 from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Query, Trace, load_prepared
+from memskill_cli.data.windows import Window, make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.errors import ConfigError
 from memskill_cli.executor import Executor, SpanRecord
@@ -302,7 +304,13 @@ def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
 
 
 def evaluate(ctx: EvalContext, methods: list[str], out_dir: Path) -> dict[str, Any]:
-    """Run each method, then write the side-by-side summary with LLM usage per role."""
+    """Run each method, then write the side-by-side summary with LLM usage per role. The previous summary goes
+    first: a run killed half-way never leaves it beside results it does not describe."""
+    if not select_queries(ctx.queries, ctx.settings):
+        splits = sorted({q.split for q in ctx.queries})
+        raise ConfigError(f"no questions to evaluate in split {ctx.settings.eval.split!r} of {ctx.dataset} (after "
+                          f"eval.exclude_categories); its splits are {', '.join(splits) or 'none'}")
+    (out_dir / "metrics.json").unlink(missing_ok=True)
     results = {}
     for method in methods:
         results[method] = run_method(ctx, method, out_dir)
@@ -330,14 +338,52 @@ def load_context(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
                        prepared_dir=prepared_dir)
 
 
+def window_rows(ctx: EvalContext, bank: SkillBank, selector: SkillSelector, windows: list[Window]
+                ) -> list[dict[str, Any]]:
+    """Each window's memory built on its own, its questions answered from it (rows as `answer_rows` gives)."""
+    executor, dim = executor_for(ctx), ctx.cache.span_vectors.shape[1]
+    advance = ctx.progress.task("memskill: building window memories", len(windows))
+    queries, contexts = [], []
+    for window in windows:
+        memory = build_trace_memory(window.trace_id, window.spans, bank, selector, executor, ctx.encoder.encode, dim)
+        for query in window.queries:
+            found = memory.bank.search(ctx.cache.query_vectors[query.query_id], ctx.settings.eval.memories_per_question)
+            queries.append(query)
+            contexts.append(fit(ctx, [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]))
+        advance()
+    return answer_rows(ctx, "memskill", queries, contexts)
+
+
+def scoring_windows(ctx: EvalContext) -> list[Window] | None:
+    """The validation windows that score a bank version (`evolve.validation_windows`, a seeded sample), or None
+    to score whole traces (the setting is 0, or the questions cite no evidence)."""
+    count = ctx.settings.evolve.validation_windows
+    queries = select_queries(ctx.queries, ctx.settings)
+    if not count or ctx.embodied or not any(q.evidence for q in queries):
+        return None
+    windows = list(make_windows(queries, ctx.cache, 1, None, ctx.settings.seed).values())
+    return random.Random(ctx.settings.seed).sample(windows, min(count, len(windows)))
+
+
 def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
                 ) -> Callable[[SkillBank, Path], dict[str, float]]:
     """The evolution loop's view of the harness: a bank's score on each validation question (F1, or success),
-    its memories built by `selector` (the policy being trained) or the configured one; outputs go under the
-    given folder."""
+    its memories built by `selector` (the policy being trained) or the configured one, on session windows where
+    questions cite evidence (a few executor calls per window), else on whole traces; outputs go under the given
+    folder."""
+    windows = scoring_windows(ctx)
+
     def score(bank: SkillBank, out_dir: Path) -> dict[str, float]:
-        run_method(replace(ctx, skill_bank=bank, selector=selector or ctx.selector), "memskill", out_dir)
-        return {row["query_id"]: float(row["score"] or 0.0)
-                for row in read_jsonl(out_dir / "runs" / "memskill" / "predictions.jsonl")}
+        scoring = replace(ctx, skill_bank=bank, selector=selector or ctx.selector)
+        if windows is None:
+            run_method(scoring, "memskill", out_dir)
+            rows = read_jsonl(out_dir / "runs" / "memskill" / "predictions.jsonl")
+        else:
+            _, chosen = make_selector("memskill", scoring)
+            rows = window_rows(scoring, bank, chosen, windows)
+            with atomic_dir(out_dir / "runs" / "memskill") as tmp:
+                write_jsonl(tmp / "predictions.jsonl", rows)
+                write_json(tmp / "metrics.json", {**summarise(rows), "method": "memskill", "windows": len(windows)})
+        return {row["query_id"]: float(row["score"] or 0.0) for row in rows}
 
     return score

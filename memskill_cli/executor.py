@@ -188,7 +188,7 @@ class Executor:
             record.parse_error = str(exc)
             record.truncated = response.truncated
             return record
-        record.parsed = operations
+        record.parsed = operations[: 2 * self.limit]  # what a reply beyond its limits holds is counted, not kept
         apply_operations(bank, operations, memories, allowed_actions(skills), span, step, record, self.limit)
         return record
 
@@ -221,12 +221,15 @@ def read_operations(response: ChatResponse | str) -> tuple[list[Any], bool]:
     text = response if isinstance(response, str) else response.text
     hit_limit = not isinstance(response, str) and response.truncated
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        scanned = _complete_objects(text)
-        if scanned is not None and (scanned[1] or hit_limit):
-            return scanned[0], True
-        value = parse_json(text)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            scanned = _complete_objects(text)
+            if scanned is not None and (scanned[1] or hit_limit):
+                return scanned[0], True
+            value = parse_json(text)
+    except RecursionError:
+        raise SchemaError("executor output nested too deeply to read") from None
     if isinstance(value, dict):
         value = value.get("operations")
     if not isinstance(value, list):
@@ -268,10 +271,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
     turns = numbered_turns(span)
     edits: dict[str, tuple[str, dict[str, Any]]] = {}  # real id -> (action, validated op)
     inserts: list[dict[str, Any]] = []
-    for position, op in enumerate(operations):
-        if position >= limit:
-            reject(op, "over_limit")
-            continue
+    for op in operations[:limit]:
         if not isinstance(op, dict) or not isinstance(op.get("action"), str):
             reject(op, "malformed")
             continue
@@ -317,6 +317,9 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             reject(op, "conflict")
             continue
         edits[real_id] = (action, change)
+    if len(operations) > limit:  # counted in one entry (with the first as a sample), never stored one by one
+        record.rejected.append({"operation": operations[limit], "reason": "over_limit",
+                                "count": len(operations) - limit})
     for real_id, (action, change) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
         if action == "DELETE":
             bank.delete(real_id)

@@ -15,6 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from memskill_cli.errors import DataError
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import (setting the umask to read it is not thread-safe)
+
+
+def _usual_mode(path: Path, directory: bool) -> None:
+    """Temporary files are created private (0600/0700); what they become gets the usual mode under the umask."""
+    path.chmod((0o777 if directory else 0o666) & ~_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -26,9 +42,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _usual_mode(tmp_path, directory=False)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def recover_dir(path: str | Path) -> None:
+    """Undo what a kill in the middle of `atomic_dir` left: the previous complete version set aside (between
+    the two renames) comes back, and abandoned temporary directories are removed."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if old.exists():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, path)
+    if path.parent.exists():
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -36,9 +69,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` as a whole once the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _usual_mode(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -60,8 +95,30 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+@contextlib.contextmanager
+def reading(path: str | Path, what: str = "", record: str | None = None) -> Iterator[None]:
+    """Turn what goes wrong reading a file (missing, a folder, not UTF-8, not JSON, nested too deep, corrupt)
+    into one DataError that names the file (and record)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"{what or 'file'} not found", file=str(path), record=record) from None
+    except IsADirectoryError:
+        raise DataError(f"expected {what or 'a file'}, found a directory", file=str(path), record=record) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text (byte {exc.start})", file=str(path), record=record) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", file=str(path),
+                        record=record) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read", file=str(path), record=record) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"unreadable {what or 'file'}: {exc}", file=str(path), record=record) from None
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    with reading(path):
+        return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
@@ -79,8 +136,14 @@ def write_csv(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[A
 
 
 def read_jsonl(path: str | Path) -> list[Any]:
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    rows, number = [], 0
+    with reading(path):
+        text = Path(path).read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            with reading(path, record=f"line {number}"):
+                rows.append(json.loads(line))
+    return rows
 
 
 def write_npy(path: str | Path, array: np.ndarray) -> None:
@@ -89,7 +152,8 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 def read_npy(path: str | Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    with reading(path, "array file"):
+        return np.load(path, allow_pickle=False)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

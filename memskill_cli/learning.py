@@ -21,7 +21,7 @@ from memskill_cli.evaluation import EvalContext, bank_scorer
 from memskill_cli.evolution.hardcases import HardCaseBuffer, empty_buffer, hard_case
 from memskill_cli.evolution.loop import Turns, evolve
 from memskill_cli.executor import Executor
-from memskill_cli.fileio import write_json, write_jsonl
+from memskill_cli.fileio import recover_dir, write_json, write_jsonl
 from memskill_cli.llm import LLMClient, UsageLedger
 from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.selectors import SkillSelector
@@ -89,9 +89,12 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
     trains on the evolved bank, new and refined skills getting the exploration floor.
     """
     checkpoint = out_dir / "checkpoint"
+    recover_dir(checkpoint)  # a kill mid-save leaves the previous checkpoint set aside: take it back
     buffer = empty_buffer(settings.evolve)
+    resumed_from = None
     if resume and (checkpoint / "state.json").exists():
         meta = trainer.resume(checkpoint)
+        resumed_from = trainer.update
         buffer = HardCaseBuffer.model_validate(meta.get("hard_cases", buffer.model_dump()))
     elif evolve_hook is not None:
         shutil.rmtree(out_dir / "evolution", ignore_errors=True)  # a fresh run's evolution starts fresh too
@@ -119,6 +122,7 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
         "updates": trainer.update, "reward_first": rewards[0] if rewards else None,
         "reward_last": rewards[-1] if rewards else None,
         "reward_best": float(np.max(rewards)) if rewards else None, "skill_bank": trainer.bank.hash,
+        "resumed_from": resumed_from,  # the update a --resume continued from; None: a fresh run
         "llm_usage": ledger.to_dict(),
     }
     write_json(out_dir / "metrics.json", summary)

@@ -49,7 +49,10 @@ def _mean(values: Sequence[float]) -> float | None:
 def build_quality(records: Sequence[CallRecord], memories: int) -> dict[str, Any]:
     """Figures of one memory build (a trace, or several traces' records together)."""
     written = [op for r in records for op in r.applied if op["action"] in ("INSERT", "UPDATE")]
-    reasons = Counter(op["reason"] for r in records for op in r.rejected)
+    reasons: Counter[str] = Counter()
+    for record in records:
+        for op in record.rejected:
+            reasons[op["reason"]] += op.get("count", 1)
     calls = len(records)
     return {
         "executor_calls": calls,

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 from memskill_cli.errors import ConfigError
 
 _known: set[str] = set()
+_SEPARATORS = re.compile(r"[,\s]+")
 _lock = threading.Lock()
 
 
 def register(secret: str) -> None:
+    """Remember a secret for redaction, with the spellings it takes when echoed back (JSON escapes, URL
+    encoding)."""
     if len(secret) >= 4:
+        spellings = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=True)[1:-1],
+                     json.dumps(secret).replace("/", "\\/")[1:-1], quote(secret, safe="")}
         with _lock:
-            _known.add(secret)
+            _known.update(spellings)
 
 
 def redact(text: str) -> str:
@@ -33,9 +41,14 @@ def load_api_keys(env_var: str, key_file: str | None) -> list[str]:
         path = Path(key_file).expanduser()
         if not path.is_file():
             raise ConfigError(f"API key file not found: {path}")
-        keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        source, text = f"key file {path}", path.read_bytes().decode("utf-8", errors="replace")
     else:
-        keys = [k.strip() for k in os.environ.get(env_var, "").split(",") if k.strip()]
+        source, text = f"environment variable {env_var}", os.environ.get(env_var, "")
+    keys = [k for k in _SEPARATORS.split(text) if k]  # commas, newlines or spaces: a key never holds them
     for key in keys:
         register(key)
+    for number, key in enumerate(keys, start=1):
+        if not (key.isascii() and key.isprintable()):
+            raise ConfigError(f"API key {number} in {source} has characters an HTTP header cannot carry "
+                              "(keys are printable ASCII); check that it was copied whole")
     return keys

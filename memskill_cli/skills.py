@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memskill_cli.errors import DataError
-from memskill_cli.fileio import stable_hash, write_text
+from memskill_cli.fileio import reading, stable_hash, write_text
 
 Action = Literal["INSERT", "UPDATE", "DELETE", "NOOP"]
 ACTIONS: tuple[Action, ...] = ("INSERT", "UPDATE", "DELETE", "NOOP")
@@ -57,7 +57,7 @@ class SkillBank(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = 1
-    skills: list[Skill]
+    skills: list[Skill] = Field(min_length=1, description="A bank without skills would build no memory at all.")
 
     @field_validator("skills")
     @classmethod
@@ -90,10 +90,12 @@ class SkillBank(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> SkillBank:
+        with reading(path, "skill bank"):
+            text = Path(path).read_text(encoding="utf-8")
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(f"cannot read skill bank: {exc}", file=str(path)) from None
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DataError(f"skill bank is not valid YAML: {exc}", file=str(path)) from None
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

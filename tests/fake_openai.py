@@ -9,7 +9,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-# A behaviour returns (status, headers, body) or sleeps to force a client timeout.
+# A behaviour returns (status, headers, body) or sleeps to force a client timeout; a body given as a string is
+# sent as it is (an HTML error page, say), anything else as JSON.
 Behaviour = Callable[[dict[str, Any], str], tuple[int, dict[str, str], dict[str, Any]]]
 
 
@@ -36,12 +37,13 @@ class FakeOpenAIServer:
                 if server.latency_s:
                     time.sleep(server.latency_s)
                 status, headers, payload = server.behaviour(body, auth)
-                data = json.dumps(payload).encode()
+                raw = isinstance(payload, str)
+                data = payload.encode() if raw else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     for key, value in headers.items():
                         self.send_header(key, value)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", "text/html" if raw else "application/json")
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)

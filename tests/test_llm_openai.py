@@ -14,11 +14,11 @@ from tests.fake_openai import FakeOpenAIServer, completion
 REQUEST = ChatRequest([{"role": "user", "content": "hello"}])
 
 
-def _client(urls, monkeypatch, keys="key-alpha-111,key-beta-222", **kw):
+def _client(urls, monkeypatch, keys="key-alpha-111,key-beta-222", max_backoff_s=0.05, **kw):
     monkeypatch.setenv("TEST_LLM_KEYS", keys)
     settings = LLMRoleSettings(backend="openai", model="served-model", base_urls=urls,
                                api_key_env="TEST_LLM_KEYS", **kw)
-    return OpenAIClient(settings, backoff_s=0.01, max_backoff_s=0.05)
+    return OpenAIClient(settings, backoff_s=0.01, max_backoff_s=max_backoff_s)
 
 
 def test_round_robin_across_urls_and_keys(monkeypatch):
@@ -46,12 +46,35 @@ def test_transient_errors_are_retried_then_succeed(monkeypatch, failure):
     assert response.usage.prompt_tokens == 11
 
 
-def test_retry_after_is_honoured(monkeypatch):
+def test_retry_after_is_honoured_up_to_the_backoff_cap_and_counted(monkeypatch):
     answers = itertools.chain([(429, {"retry-after": "0.4"}, {})], itertools.repeat(completion("late")))
     with FakeOpenAIServer(lambda body, auth: next(answers)) as server:
         start = time.perf_counter()
-        assert _client([server.url], monkeypatch).complete(REQUEST).text == "late"
-        assert time.perf_counter() - start >= 0.4
+        response = _client([server.url], monkeypatch, max_backoff_s=1.0).complete(REQUEST)
+        assert response.text == "late" and time.perf_counter() - start >= 0.4
+    # The ledger sees the retry, its wait and the whole call's time, not only the last attempt's.
+    assert response.retries == 1 and response.retry_wait_s == pytest.approx(0.4, abs=0.01)
+    assert response.latency_s >= 0.4
+    # A server asking for an hour (or forever, or nonsense) waits at most the cap: the run goes on.
+    for value in ("3600", "inf", "nan", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"):
+        answers = itertools.chain([(503, {"retry-after": value}, {})], itertools.repeat(completion("soon")))
+        with FakeOpenAIServer(lambda body, auth, answers=answers: next(answers)) as server:
+            start = time.perf_counter()
+            assert _client([server.url], monkeypatch).complete(REQUEST).text == "soon"
+            assert time.perf_counter() - start < 2.0, value
+
+
+def test_a_200_that_is_not_a_completion_is_retried(monkeypatch):
+    page = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+    for bad in ((200, {}, page), (200, {}, {"unexpected": True}), (200, {}, "[" * 100_000)):
+        answers = itertools.chain([bad, bad], itertools.repeat(completion("real answer")))
+        with FakeOpenAIServer(lambda body, auth, answers=answers: next(answers)) as server:
+            response = _client([server.url], monkeypatch).complete(REQUEST)
+        assert response.text == "real answer" and response.retries == 2 and len(server.seen) == 3
+    with FakeOpenAIServer(lambda body, auth: (200, {}, page)) as server:  # always broken: a bounded failure
+        with pytest.raises(LLMError, match=r"not a completion.*Bad Gateway"):
+            _client([server.url], monkeypatch, max_retries=2).complete(REQUEST)
+        assert len(server.seen) == 3
 
 
 def test_timeout_is_retried(monkeypatch):
@@ -93,3 +116,27 @@ def test_json_schema_is_sent_as_response_format(monkeypatch):
         response = _client([server.url], monkeypatch).complete(ChatRequest(REQUEST.messages, json_schema=schema))
         assert server.seen[0][1]["response_format"]["json_schema"]["schema"] == schema
     assert response.json(schema) == {"a": 1}
+
+
+def test_keys_are_split_redacted_in_every_spelling_and_never_stored_from_an_echo(monkeypatch):
+    import json
+
+    from memskill_cli.errors import ConfigError
+
+    def echo(body, auth):  # a hostile endpoint: echoes the key, JSON-escaped, in errors and in answers
+        key = auth.removeprefix("Bearer ")
+        if body["messages"][0]["content"] == "fail":
+            return 400, {}, {"error": f"bad key {json.dumps(key)}"}
+        return completion(f"your key is {key}")
+
+    with FakeOpenAIServer(echo) as server:
+        client = _client([server.url], monkeypatch, keys="sk-one/abc+1\nsk-two/def+2")  # a key file's lines
+        answer = client.complete(REQUEST)
+        assert "sk-" not in answer.text and "***" in answer.text
+        with pytest.raises(LLMError) as failure:
+            client.complete(ChatRequest([{"role": "user", "content": "fail"}]))
+        assert "sk-" not in str(failure.value) and "abc" not in str(failure.value)
+        assert [auth for auth, _ in server.seen] == ["Bearer sk-one/abc+1", "Bearer sk-two/def+2"]
+    with pytest.raises(ConfigError, match=r"key 1 .* printable ASCII") as refused:
+        _client(["http://127.0.0.1:9/v1"], monkeypatch, keys="sk-clé-123")
+    assert "clé" not in str(refused.value)

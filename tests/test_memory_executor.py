@@ -86,6 +86,28 @@ def test_hostile_output_is_rejected_and_counted_never_applied():
     assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen."]
 
 
+def test_ten_thousand_operations_are_counted_not_stored():
+    from memskill_cli.quality import build_quality
+
+    bank = make_bank("Ann lives in Bergen.")
+    ops = [{"action": "INSERT", "turns": [1], "content": f"Ann owns bike number {i}."} for i in range(10_000)]
+    record, executor = run(json.dumps({"operations": ops}), INSERT_ONLY, bank)
+    assert len(bank) == 1 + executor.limit and len(record.applied) == executor.limit
+    assert record.rejected == [{"operation": ops[executor.limit], "reason": "over_limit",
+                                "count": 10_000 - executor.limit}]
+    assert len(record.parsed) == 2 * executor.limit  # the rest is counted, not kept
+    assert build_quality([record], len(bank))["rejected_by_reason"] == {"over_limit": 10_000 - executor.limit}
+
+
+def test_a_reply_longer_than_its_token_limit_allows_is_cut_and_marked():
+    from memskill_cli.llm import ChatRequest, RoleClient
+    from memskill_cli.llm.roles import REPLY_CHARS_PER_TOKEN
+
+    client = RoleClient("executor", ScriptedClient(lambda r: "x" * 5_000_000), default_max_tokens=100)
+    response = client.complete(ChatRequest([{"role": "user", "content": "hi"}]))
+    assert len(response.text) == 100 * REPLY_CHARS_PER_TOKEN and response.truncated
+
+
 def test_unknown_reference_with_update_allowed():
     bank = make_bank("Ann lives in Bergen.")
     record, _ = run('{"operations": [{"action": "UPDATE", "ref": 2, "turns": [1], "content": "x"}, '

@@ -44,20 +44,21 @@ def root(
 
 
 def main() -> None:
-    """Console entry point: typed errors become a one-line message (secrets redacted) and an exit code."""
+    """Console entry point: typed errors become a one-line message (secrets redacted) and an exit code; an
+    interrupted command exits 130 and says that what it finished is kept."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except MemskillError as exc:
-        typer.secho(f"error: {secrets.redact(str(exc))}", fg="red", err=True)
+        typer.secho(f"error: {' '.join(secrets.redact(str(exc)).split())}", fg="red", err=True)  # one line
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
     except __import__("click").ClickException as exc:
         exc.show()
         sys.exit(2)
+    if code == 130:
+        typer.echo("interrupted: everything finished so far is kept; run the same command again to go on", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ def prepare(
     num_docs: list[int] | None = typer.Option(None, help="HotpotQA: documents per question (repeatable)."),
     seed: int | None = typer.Option(None, help="HotpotQA: seed for distractors and shuffling."),
     out: Path | None = typer.Option(None, help="Output root (default: <data_dir>/prepared)."),
+    download: bool = typer.Option(False, "--download", help="LoCoMo: fetch the official file if it is not local "
+                                  "(memskill makes no network call without this)."),
 ) -> None:
     """Normalise an official dataset into data/prepared/<dataset>/ (traces, queries, manifest).
 
@@ -34,6 +36,7 @@ def prepare(
         "prepare.splits_file": str(splits_file) if splits_file else None,
         "prepare.num_docs": num_docs or None,
         "prepare.seed": seed,
+        "prepare.download": download or None,
     })
     for result in run(dataset, settings, out):
         m = result.manifest

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from memskill_cli.config import EmbeddingSettings, SpanSettings
-from memskill_cli.data.schema import load_prepared
+from memskill_cli.data.schema import check_turn_sizes, load_prepared
 from memskill_cli.data.spans import SPAN_FORMAT, Span, make_spans
 from memskill_cli.data.tokens import TokenCounter
 from memskill_cli.embeddings import LONG_TEXT_POOLING, Encoder
@@ -53,6 +53,9 @@ def cache_key(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSetti
 def build_cache(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSettings, cache_root: Path,
                 encoder: Encoder | None = None) -> CacheInfo:
     start = time.perf_counter()
+    if not (prepared_dir / "traces.jsonl").is_file():
+        raise DataError(f"no prepared dataset {prepared_dir.name!r}: run `memskill prepare {prepared_dir.name}` first",
+                        file=str(prepared_dir))
     if prepared_dir.name.startswith("hotpotqa") and spans.mode != "fixed-length":
         spans = spans.model_copy(update={"mode": "fixed-length"})  # documents are cut by length, never by turn
     if prepared_dir.name.startswith("alfworld") and spans.mode != "trajectory":
@@ -65,8 +68,16 @@ def build_cache(prepared_dir: Path, spans: SpanSettings, embedding: EmbeddingSet
         write_json(pointer, {"key": key})
         return CacheInfo(target, key, False, meta["spans"], meta["queries"], time.perf_counter() - start)
     traces, queries = load_prepared(prepared_dir)
+    check_turn_sizes(traces, prepared_dir / "traces.jsonl")
     counter = TokenCounter(spans.tokenizer)
     all_spans = [span for trace in traces for span in make_spans(trace, spans, counter)]
+    if not all_spans:
+        raise DataError("the prepared dataset has no turns to cut into spans", file=str(prepared_dir / "traces.jsonl"))
+    known = {trace.trace_id for trace in traces}
+    for number, query in enumerate(queries, start=1):
+        if query.trace_id not in known:
+            raise DataError(f"question names trace {query.trace_id!r}, which traces.jsonl does not hold",
+                            file=str(prepared_dir / "queries.jsonl"), record=f"line {number}", field="trace_id")
     encoder = encoder or Encoder(embedding.model, embedding.batch_size, embedding.device)
     span_vectors = encoder.encode([s.text for s in all_spans], kind="passage")
     query_vectors = encoder.encode([q.question for q in queries], kind="query")

@@ -14,7 +14,7 @@ from pathlib import Path
 from memskill_cli import __version__
 from memskill_cli.config import AlfworldSettings, PrepareSettings
 from memskill_cli.data import hotpotqa, locomo, longmemeval, sample
-from memskill_cli.data.schema import Query, Trace
+from memskill_cli.data.schema import Query, Trace, check_turn_sizes
 from memskill_cli.errors import DataError
 from memskill_cli.fileio import atomic_dir, sha256_file, stable_hash, write_json, write_jsonl
 
@@ -48,7 +48,7 @@ def prepare(dataset: str, settings: PrepareSettings, out_root: Path,
         return [_prepare_alfworld(settings, alfworld_settings or AlfworldSettings(), seed, out_root)]
     source = Path(settings.source) if settings.source else DEFAULT_SOURCES[dataset]
     if not source.exists():
-        _fetch_or_explain(dataset, source)
+        _fetch_or_explain(dataset, source, settings.download)
     if dataset == "sample":
         outputs = {"sample": sample.load(source)}
     elif dataset == "locomo":
@@ -63,6 +63,8 @@ def prepare(dataset: str, settings: PrepareSettings, out_root: Path,
                        if "eval_" not in source.name else _load_eval_file(source))
             outputs[f"hotpotqa-{n}"] = hotpotqa.records_to_traces(records, source)
     source_sha = sha256_file(source)
+    for traces, _ in outputs.values():
+        check_turn_sizes(traces, source)
     return [_write(name, traces, queries, source, source_sha, out_root) for name, (traces, queries) in outputs.items()]
 
 
@@ -140,9 +142,10 @@ def _write(name: str, traces: list[Trace], queries: list[Query], source: Path, s
     return Prepared(name, target, manifest)
 
 
-def _fetch_or_explain(dataset: str, source: Path) -> None:
-    """LoCoMo can be fetched when online (md5-checked); otherwise say where the file must go."""
-    if dataset == "locomo" and os.environ.get("MEMSKILL_OFFLINE") != "1":
+def _fetch_or_explain(dataset: str, source: Path, download: bool) -> None:
+    """With `prepare.download` (opt-in: memskill makes no network call otherwise), LoCoMo is fetched from its
+    official URL (md5-checked); else say where the file must go."""
+    if dataset == "locomo" and download:
         try:
             import httpx
 
@@ -154,8 +157,6 @@ def _fetch_or_explain(dataset: str, source: Path) -> None:
                 return
         except Exception:
             pass
-    raise DataError(
-        f"source file not found and it cannot be fetched offline. Put the official {dataset} file at "
-        f"{source} or pass --source PATH",
-        file=str(source),
-    )
+    hint = " (or `--download` to fetch it from its official URL)" if dataset == "locomo" and not download else ""
+    raise DataError(f"source file not found. Put the official {dataset} file at {source} or pass --source "
+                    f"PATH{hint}", file=str(source))

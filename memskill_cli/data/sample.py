@@ -9,15 +9,16 @@ import yaml
 from memskill_cli.data.schema import Query, Session, Trace, Turn
 from memskill_cli.data.source import Reader, answer_text
 from memskill_cli.errors import DataError
+from memskill_cli.fileio import reading
 
 DEFAULT_SOURCE = Path("data/sample/sample.yaml")
 
 
 def load(path: Path) -> tuple[list[Trace], list[Query]]:
-    if not path.exists():
-        raise DataError("file not found", file=str(path))
+    with reading(path, "sample file"):
+        text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DataError(f"not valid YAML: {exc}", file=str(path)) from None
     root = Reader(path, "top level", data)

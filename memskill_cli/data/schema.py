@@ -41,6 +41,20 @@ class Trace(Record):
         return [turn for session in self.sessions for turn in session.turns]
 
 
+#: The most characters one turn may hold: a longer one is a mistake in the data (a whole file pasted into a
+#: turn), and embedding it would take minutes and gigabytes for one span.
+MAX_TURN_CHARS = 200_000
+
+
+def check_turn_sizes(traces: list[Trace], file: Path) -> None:
+    for trace in traces:
+        for turn in trace.turns():
+            if len(turn.text) > MAX_TURN_CHARS:
+                raise DataError(f"a turn of {len(turn.text):,} characters; the most one turn may hold is "
+                                f"{MAX_TURN_CHARS:,} (split it into several turns)", file=str(file),
+                                record=f"trace {trace.trace_id}", field=f"turn {turn.turn_id}")
+
+
 class Query(Record):
     query_id: str
     trace_id: str

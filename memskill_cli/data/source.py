@@ -7,18 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from memskill_cli.errors import DataError
+from memskill_cli.fileio import reading
 
 
 def load_json(path: Path) -> Any:
-    if not path.exists():
-        raise DataError("file not found", file=str(path))
-    try:
+    with reading(path, "source file"):
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-                        file=str(path)) from None
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", file=str(path)) from None
 
 
 class Reader:

@@ -49,6 +49,8 @@ class ChatResponse:
     latency_s: float = 0.0
     cached: bool = False
     finish_reason: str | None = None  # "stop", or "length" when the output hit the token limit
+    retries: int = 0                  # failed attempts before this answer ...
+    retry_wait_s: float = 0.0         # ... and the seconds spent waiting between them (in latency_s too)
 
     @property
     def truncated(self) -> bool:
@@ -60,18 +62,21 @@ class ChatResponse:
 
 
 def parse_json(text: str, schema: dict[str, Any] | None = None) -> Any:
-    """Tolerant JSON reading (json-repair handles fences, prose and truncation), then schema validation."""
+    """Tolerant JSON reading (json-repair handles fences, prose and truncation), then schema validation. A
+    reply nested deeper than Python can walk is a SchemaError like any other unreadable reply."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = json_repair.loads(text)
-        if value in ("", None, [], {}) and text.strip() not in ("[]", "{}", "null", '""'):
-            raise SchemaError(f"no JSON found in LLM output: {text[:200]!r}") from None
-    if schema is not None:
         try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = json_repair.loads(text)
+            if value in ("", None, [], {}) and text.strip() not in ("[]", "{}", "null", '""'):
+                raise SchemaError(f"no JSON found in LLM output: {text[:200]!r}") from None
+        if schema is not None:
             jsonschema.validate(value, schema)
-        except jsonschema.ValidationError as exc:
-            raise SchemaError(f"LLM output does not match schema: {exc.message}") from None
+    except jsonschema.ValidationError as exc:
+        raise SchemaError(f"LLM output does not match schema: {exc.message}") from None
+    except RecursionError:
+        raise SchemaError(f"LLM output nested too deeply to read: {text[:100]!r}...") from None
     return value
 
 

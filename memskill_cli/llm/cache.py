@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from memskill_cli.errors import DataError
 from memskill_cli.fileio import stable_hash
 from memskill_cli.llm.base import ChatRequest, ChatResponse, Usage
 
@@ -22,16 +23,24 @@ class ResponseCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT)"
-            )
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
-            if "finish_reason" not in columns:  # a cache written before finish reasons were kept
-                self._db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            with self._lock, self._db:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                    "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT)"
+                )
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+                if "finish_reason" not in columns:  # a cache written before finish reasons were kept
+                    self._db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
+                    columns.add("finish_reason")
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"not a usable LLM response cache ({exc}); delete it (it only saves time) or set "
+                            "llm.cache_path elsewhere", file=str(self.path)) from None
+        if not {"key", "text", "prompt_tokens", "completion_tokens"} <= columns:
+            raise DataError(f"not a memskill LLM response cache (its responses table has {sorted(columns)}); delete "
+                            "it or set llm.cache_path elsewhere", file=str(self.path))
 
     def get(self, key: str) -> ChatResponse | None:
         with self._lock:

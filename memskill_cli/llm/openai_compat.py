@@ -1,13 +1,16 @@
 """Any OpenAI-compatible endpoint (vllm serve, Ollama, OpenAI, Together, NIM).
 
-Several base URLs and keys are used round-robin; 429/5xx/timeouts/connection errors are retried with
-exponential backoff and jitter (honouring Retry-After); other client errors fail fast. Keys never
-appear in messages: every error text goes through `secrets.redact`.
+Several base URLs and keys are used round-robin; 429/5xx/timeouts/connection errors, and a 200 whose body is
+not a completion (a proxy's HTML error page), are retried with exponential backoff and jitter, honouring
+Retry-After up to the backoff cap (a server asking for an hour never stalls a run); other client errors fail
+fast. Retries and their waits are counted in the usage ledger. Keys never appear in messages: every error
+text goes through `secrets.redact`.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from typing import Any
@@ -30,28 +33,31 @@ class RetryableError(Exception):
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait (a number; an HTTP date or nonsense is ignored)."""
     value = response.headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else math.nan
     except ValueError:
         return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class _WaitRetryAfter(tenacity.wait.wait_base):
-    """Wait what the server asked for, else exponential backoff with full jitter."""
+    """Wait what the server asked for, at most `cap` seconds, else exponential backoff with full jitter."""
 
-    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
-        self.fallback = fallback
+    def __init__(self, fallback: tenacity.wait.wait_base, cap: float) -> None:
+        self.fallback, self.cap = fallback, cap
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
-            return exc.retry_after
+            return min(exc.retry_after, self.cap)
         return self.fallback(retry_state)
 
 
 class OpenAIClient(LLMClient):
-    def __init__(self, settings: LLMRoleSettings, backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+    def __init__(self, settings: LLMRoleSettings, backoff_s: float | None = None,
+                 max_backoff_s: float | None = None) -> None:
         if not settings.base_urls:
             raise ConfigError("the openai backend needs llm.<role>.base_urls (one or more endpoints)")
         self.settings = settings
@@ -65,9 +71,12 @@ class OpenAIClient(LLMClient):
             limits=httpx.Limits(max_connections=settings.max_concurrency,
                                 max_keepalive_connections=settings.max_concurrency),
         )
+        backoff_s = settings.backoff_s if backoff_s is None else backoff_s
+        max_backoff_s = settings.max_backoff_s if max_backoff_s is None else max_backoff_s
         self._retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.max_retries + 1),
-            wait=_WaitRetryAfter(tenacity.wait_random_exponential(multiplier=backoff_s, max=max_backoff_s)),
+            wait=_WaitRetryAfter(tenacity.wait_random_exponential(multiplier=backoff_s, max=max_backoff_s),
+                                 cap=max_backoff_s),
             retry=tenacity.retry_if_exception_type(RetryableError),
             reraise=True,
         )
@@ -111,21 +120,28 @@ class OpenAIClient(LLMClient):
             data = response.json()
             text = data["choices"][0]["message"].get("content") or ""
             finish_reason = data["choices"][0].get("finish_reason")
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise LLMError(f"{url}: malformed completion response: {secrets.redact(response.text[:300])}") from None
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):  # a proxy's error page, say
+            raise RetryableError(f"{url}: HTTP 200 but not a completion: {secrets.redact(response.text[:300])}"
+                                 ) from None
         usage = data.get("usage") or {}
         return ChatResponse(
-            text=text,
+            text=secrets.redact(text),  # an endpoint that echoes the key never gets it stored anywhere
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
             latency_s=time.perf_counter() - start, finish_reason=finish_reason,
         )
 
     def _complete(self, request: ChatRequest) -> ChatResponse:
         body = self._body(request)
+        retrying = self._retrying.copy()
+        start = time.perf_counter()
         try:
-            return self._retrying(self._attempt, body)
+            response = retrying(self._attempt, body)
         except RetryableError as exc:
             raise LLMError(f"gave up after {self.settings.max_retries + 1} attempts: {exc}") from None
+        response.retries = retrying.statistics.get("attempt_number", 1) - 1
+        response.retry_wait_s = round(retrying.statistics.get("idle_for", 0.0), 3)
+        response.latency_s = time.perf_counter() - start  # every attempt and wait, not only the last
+        return response
 
     def close(self) -> None:
         self._http.close()

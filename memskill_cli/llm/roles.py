@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from memskill_cli.config import LLMRoleSettings, LLMSettings
 from memskill_cli.llm.base import ChatRequest, ChatResponse, LLMClient
@@ -10,6 +11,9 @@ from memskill_cli.llm.cache import ResponseCache, cache_key
 from memskill_cli.llm.usage import UsageLedger
 
 ROLES = ("executor", "designer", "answerer", "judge")
+#: The most characters kept of a reply: 16 per requested token (tokens average about 4), or of 4,096 tokens when
+#: the request names no limit. Longer replies are cut there and marked truncated.
+REPLY_CHARS_PER_TOKEN, DEFAULT_REPLY_TOKENS = 16, 4096
 
 
 def create_backend(settings: LLMRoleSettings) -> LLMClient:
@@ -65,6 +69,15 @@ class RoleClient(LLMClient):
     def _complete(self, request: ChatRequest) -> ChatResponse:
         return self.map([request], workers=1)[0]
 
+    @staticmethod
+    def _bounded(response: ChatResponse, request: ChatRequest) -> ChatResponse:
+        """A reply longer than any tokenizer makes of `max_tokens` (REPLY_CHARS_PER_TOKEN each) comes from an
+        endpoint that ignored the limit: it is cut there and marked truncated, so nothing stores megabytes."""
+        bound = REPLY_CHARS_PER_TOKEN * (request.max_tokens or DEFAULT_REPLY_TOKENS)
+        if len(response.text) <= bound:
+            return response
+        return replace(response, text=response.text[:bound], finish_reason="length")
+
     def map(self, requests: Sequence[ChatRequest], workers: int | None = None) -> list[ChatResponse]:
         requests = [self._with_role_defaults(r) for r in requests]
         keys = [self._key(r) for r in requests]
@@ -73,6 +86,7 @@ class RoleClient(LLMClient):
         ]
         misses = [i for i, hit in enumerate(results) if hit is None]
         for i, response in zip(misses, self.backend.map([requests[i] for i in misses], workers), strict=False):
+            response = self._bounded(response, requests[i])
             results[i] = response
             if self.cache is not None and keys[i] is not None:
                 self.cache.put(keys[i], response)

@@ -14,7 +14,9 @@ class RoleUsage:
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    latency_s: float = 0.0
+    latency_s: float = 0.0   # wall time of the calls, retries and their waits included
+    retries: int = 0
+    retry_wait_s: float = 0.0
 
 
 class UsageLedger:
@@ -34,6 +36,8 @@ class UsageLedger:
             usage.prompt_tokens += response.usage.prompt_tokens
             usage.completion_tokens += response.usage.completion_tokens
             usage.latency_s += response.latency_s
+            usage.retries += response.retries
+            usage.retry_wait_s += response.retry_wait_s
 
     def role(self, role: str) -> RoleUsage:
         with self._lock:
