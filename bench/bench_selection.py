@@ -6,12 +6,11 @@ and whether the learned selection beats the alternatives at the same K.
    the reward per update. The checkpoint is kept under .cache/bench-selection, and a rerun continues it.
 2. On the validation conversations' session windows (`--windows` of them, seeded), builds each window's memory
    with the trained controller, the similarity selector and random-K at the same K from the same bank, and
-   prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?) and, unless
-   --no-answer, F1 with the same answerer; with the paired difference of the controller against each and its
-   95% bootstrap interval.
+   prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?) and F1 with the
+   same answerer, with the paired difference of the controller against each and its 95% bootstrap interval.
 
 Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3] [--lr X]
-     [--bank PATH (an evolved bank; default: the seed bank)] [--no-answer]
+     [--bank PATH (an evolved bank; default: the seed bank)]
 Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew).
 """
 
@@ -28,23 +27,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memskill_cli.answering import answer_request, clean_answer, fit_context
 from memskill_cli.checkpoint import load_controller
 from memskill_cli.components import Components
 from memskill_cli.config import PrepareSettings, Settings, SpanSettings
-from memskill_cli.construction import build_trace_memory
-from memskill_cli.data.cache import SpanCache, build_cache
+from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
-from memskill_cli.data.schema import load_prepared
-from memskill_cli.data.windows import Window, make_windows
+from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
-from memskill_cli.executor import Executor
+from memskill_cli.evaluation import load_context, select_queries, window_rows
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
 from memskill_cli.llm.cache import ResponseCache
-from memskill_cli.metrics import best_over_golds
 from memskill_cli.quality import evidence_hit
-from memskill_cli.selectors import ControllerSelector, RandomK, SimilarityTopK, SkillSelector
+from memskill_cli.selectors import ControllerSelector, RandomK, SimilarityTopK
 from memskill_cli.significance import paired_gain
 from memskill_cli.skills import SkillBank
 
@@ -60,23 +55,10 @@ def clients(settings: Settings, ledger: UsageLedger) -> dict[str, RoleClient]:
             for role in ("executor", "answerer")}
 
 
-def score_windows(windows: list[Window], bank: SkillBank, selector: SkillSelector, executor: Executor,
-                  answerer: RoleClient | None, cache: SpanCache, encoder: Encoder, settings: Settings
-                  ) -> tuple[list[float], list[float]]:
-    """Per question over all windows: evidence hit (all evidence turns cited) and F1 (or nothing)."""
-    hits, f1s = [], []
-    for window in windows:
-        memory = build_trace_memory(window.trace_id, window.spans, bank, selector, executor, encoder.encode,
-                                    int(cache.span_vectors.shape[1]))
-        for query in window.queries:
-            found = memory.bank.search(cache.query_vectors[query.query_id], settings.eval.memories_per_question)
-            found = fit_context(found, lambda hit: hit[0].content, settings.eval.answer_context_tokens,
-                                answerer.count_tokens if answerer else len)
-            hits.append(float(evidence_hit(query.evidence, [t for item, _ in found for t in item.source_turn_ids])[0]))
-            if answerer is not None:
-                response = answerer.complete(answer_request(query, [item.content for item, _ in found], "locomo"))
-                f1s.append(best_over_golds(clean_answer(response.text), query.answers, query.category)[0])
-    return hits, f1s
+def hits_and_f1(rows: list[dict]) -> tuple[list[float], list[float]]:
+    """Per question: evidence hit (every evidence turn cited by the memories in the answer budget) and F1."""
+    hits = [float(evidence_hit(r["evidence"], [t for turns in r["retrieved_turns"] for t in turns])[0]) for r in rows]
+    return hits, [r["f1"] for r in rows]
 
 
 def main() -> None:
@@ -87,7 +69,6 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--lr", type=float, default=None, help="PPO learning rate (default: train.ppo's).")
     parser.add_argument("--bank", type=Path, default=None, help="Skill bank YAML (default: the seed bank).")
-    parser.add_argument("--no-answer", action="store_true", help="Evidence recall only (no answerer calls).")
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
@@ -119,28 +100,24 @@ def main() -> None:
     else:
         print(f"seconds per update: {(time.perf_counter() - start) / (trainer.update - before):.0f}")
 
-    _, queries = load_prepared(prepared.path)
-    cache = SpanCache.load(info.path)
-    validation = [q for q in queries if q.split == "validation" and q.category != "adversarial" and not q.abstention]
-    windows = list(make_windows(validation, cache, 1, None, 0).values())
+    scoring = settings.model_copy(update={"eval": settings.eval.model_copy(update={"split": "validation",
+                                                                                    "judge": False})})
+    ctx = load_context(scoring, prepared.path, info.path, components, memory_root=WORK / "memories")
+    validation = select_queries(ctx.queries, scoring)
+    windows = list(make_windows(validation, ctx.cache, 1, None, 0).values())
     windows = random.Random(0).sample(windows, min(args.windows, len(windows)))
     controller, identity, trained_on = load_controller(WORK / "train/checkpoint")
     selectors = {"controller": ControllerSelector(controller, encoder.encode, args.top_k, identity, trained_on,
                                                   settings.train.new_skill_floor),
                  "similarity": SimilarityTopK(encoder.encode, args.top_k), "random": RandomK(args.top_k, 0)}
-    executor = Executor(roles["executor"], settings.memory.memories_shown_to_executor)
-    answerer = None if args.no_answer else roles["answerer"]
     print(f"\n== validation: {len(windows)} windows, {sum(len(w.queries) for w in windows)} questions, K={args.top_k}")
-    results = {name: score_windows(windows, bank, selector, executor, answerer, cache, encoder, settings)
-               for name, selector in selectors.items()}
+    results = {name: hits_and_f1(window_rows(ctx, bank, selector, windows)) for name, selector in selectors.items()}
     for name, (hits, f1s) in results.items():
-        f1 = f", F1 {statistics.fmean(f1s):.3f}" if f1s else ""
-        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}{f1}")
+        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}, F1 {statistics.fmean(f1s):.3f}")
     for other in ("similarity", "random"):
         for metric, index in (("evidence recall", 0), ("F1", 1)):
-            if results["controller"][index]:
-                gain = paired_gain(results[other][index], results["controller"][index])
-                print(f"controller - {other:10s} {metric:15s} {gain}")
+            gain = paired_gain(results[other][index], results["controller"][index])
+            print(f"controller - {other:10s} {metric:15s} {gain}")
     usage = ledger.role("executor")
     print(f"\nexecutor calls {usage.calls} ({usage.cache_hits} cached), mean latency "
           f"{usage.latency_s / max(1, usage.calls - usage.cache_hits):.1f} s; answerer calls "

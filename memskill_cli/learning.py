@@ -21,7 +21,7 @@ from memskill_cli.evaluation import EvalContext, bank_scorer
 from memskill_cli.evolution.hardcases import HardCaseBuffer, empty_buffer, hard_case
 from memskill_cli.evolution.loop import Turns, evolve
 from memskill_cli.executor import Executor
-from memskill_cli.fileio import recover_dir, write_json, write_jsonl
+from memskill_cli.fileio import read_json, recover_dir, sha256_file, stable_hash, write_json, write_jsonl
 from memskill_cli.llm import LLMClient, UsageLedger
 from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.selectors import SkillSelector
@@ -81,9 +81,20 @@ def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, ru
     return hook
 
 
+def run_fingerprint(settings: Settings) -> str:
+    """What a training run depends on: memskill's code and every setting but how long it runs, how parallel,
+    and where files go. `--resume` continues only a run with the same fingerprint (an interrupted one)."""
+    package = Path(__file__).parent
+    code = {str(f.relative_to(package)): sha256_file(f) for f in sorted(package.rglob("*.py"))}
+    return stable_hash({"code": code, "settings": settings.model_dump(
+        mode="json", exclude={"train": {"updates", "workers"}, "paths": True, "mlflow": True,
+                              "eval": {"methods", "judge"}})})
+
+
 def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedger, resume: bool,
           progress: ProgressSink | None = None, evolve_hook: EvolveHook | None = None) -> dict[str, Any]:
-    """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one.
+    """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one
+    when it was made with the same settings (else the run starts afresh, and the summary says why).
 
     With `train.evolve_every` and a hook, PPO phases alternate with evolution cycles: the controller then
     trains on the evolved bank, new and refined skills getting the exploration floor.
@@ -91,8 +102,17 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
     checkpoint = out_dir / "checkpoint"
     recover_dir(checkpoint)  # a kill mid-save leaves the previous checkpoint set aside: take it back
     buffer = empty_buffer(settings.evolve)
-    resumed_from = None
-    if resume and (checkpoint / "state.json").exists():
+    resumed_from, fingerprint, fresh_because = None, run_fingerprint(settings), None
+    if resume and not (checkpoint / "state.json").exists():
+        fresh_because = "there is no checkpoint"
+    elif resume:
+        state = read_json(checkpoint / "state.json")
+        if not isinstance(state, dict) or not {"update", "controller", "history"} <= set(state):
+            raise DataError("not a memskill training checkpoint (no update, controller or history)",
+                            file=str(checkpoint / "state.json"))
+        if state.get("settings_fingerprint") != fingerprint:
+            fresh_because = "the checkpoint was made with other code or settings"
+    if resume and fresh_because is None:
         meta = trainer.resume(checkpoint)
         resumed_from = trainer.update
         buffer = HardCaseBuffer.model_validate(meta.get("hard_cases", buffer.model_dump()))
@@ -113,7 +133,8 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
             if evolved.hash != trainer.bank.hash:
                 trainer.set_bank(evolved, fresh=changed_skills(trainer.bank, evolved))
                 record["skill_bank_after"] = evolved.hash
-        trainer.save(checkpoint, {"hard_cases": buffer.model_dump()})
+        trainer.save(checkpoint, {"hard_cases": buffer.model_dump(), "settings_fingerprint": fingerprint,
+                                  "settings": settings.model_dump(mode="json")})
         advance()
     write_jsonl(out_dir / "history.jsonl", trainer.history)
     trainer.bank.save(out_dir / "skill_bank.yaml")
@@ -122,7 +143,8 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
         "updates": trainer.update, "reward_first": rewards[0] if rewards else None,
         "reward_last": rewards[-1] if rewards else None,
         "reward_best": float(np.max(rewards)) if rewards else None, "skill_bank": trainer.bank.hash,
-        "resumed_from": resumed_from,  # the update a --resume continued from; None: a fresh run
+        "resumed_from": resumed_from,  # the update a --resume continued from; None: a fresh run ...
+        "fresh_because": fresh_because,  # ... and why, when --resume was asked for
         "llm_usage": ledger.to_dict(),
     }
     write_json(out_dir / "metrics.json", summary)

@@ -36,6 +36,8 @@ def evolve(dataset: str, settings: Settings, train_dir: Path, out_dir: Path,
     source = stable_hash({"bank": initial.hash,
                           "controller": sha256_file(checkpoint / "controller.safetensors") if trained else None})
     e = settings.evolve
+    for stale in (out_dir / "metrics.json", out_dir / "timeline.csv"):  # a killed run leaves no old summary
+        stale.unlink(missing_ok=True)
     summary = run_evolution(e, bank_scorer(context), source_turns(context.traces), components.encoder.encode,
                             components.clients["designer"], out_dir, initial, buffer_from_training(train_dir, e),
                             source, e.max_changes, e.cycles, settings.seed)

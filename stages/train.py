@@ -45,6 +45,8 @@ def train(dataset: str, settings: Settings, out_dir: Path, resume: bool,
             update={"split": "validation", "judge": False})})
         context = load_context(scoring, prepared, cache, components, progress)
         hook = evolution_hook(scoring, context, components.clients["designer"], out_dir / "evolution")
+    for stale in (out_dir / "metrics.json", out_dir / "plots" / "training.csv"):  # never beside a newer checkpoint
+        stale.unlink(missing_ok=True)
     summary = run_training(settings, trainer, out_dir, components.ledger, resume, progress, hook)
     write_csv(out_dir / "plots" / "training.csv", PLOT_COLUMNS,
               ([record.get(c) for c in PLOT_COLUMNS] for record in trainer.history))

@@ -78,6 +78,16 @@ def _corrupt_training_checkpoint(root):
     (target / "state.json").write_text("{}")
 
 
+PREPARE_SOURCE = ["prepare", "sample", "--source", "source.yaml"]
+
+
+def _source(root, split="train", turns=(("A", "hello"),)):
+    """A one-conversation source in the sample format, with the given split and turns."""
+    conversation = {"id": "c", "split": split, "speakers": ["A"], "questions": [],
+                    "sessions": [{"date": "1 May 2024", "turns": [list(t) for t in turns]}]}
+    (root / "source.yaml").write_text(yaml.safe_dump({"conversations": [conversation]}))
+
+
 def _cache_file(root, suffix):
     return next((root / "artifacts/cache/sample").rglob(f"*{suffix}"))
 
@@ -97,7 +107,7 @@ CASES = {
     "wrong shapes": (_wrong_shapes, ["eval", "sample", "--controller", "ckpt", "-m", "memskill"],
                      "controller.safetensors"),
     "corrupt checkpoint on resume": (_corrupt_training_checkpoint, ["train", "sample", "--resume"],
-                                     "controller.safetensors"),
+                                     "checkpoint/state.json"),
     "garbage llm cache": (lambda r: (r / "llm.sqlite").write_bytes(b"not a database at all" * 100),
                           ["eval", "sample", "-m", "no-memory"], "llm.sqlite"),
     "directory as llm cache": (lambda r: (r / "llm.sqlite").mkdir(), ["eval", "sample", "-m", "no-memory"],
@@ -116,10 +126,9 @@ CASES = {
     "unknown dataset": (lambda r: None, ["build-cache", "typo"], "typo"),
     "locomo not local (no download unless asked)": (lambda r: None, ["prepare", "locomo", "--source", "absent.json"],
                                                     "--download"),
-    "an over-long turn": (lambda r: (r / "big.yaml").write_text(yaml.safe_dump({"conversations": [{
-        "id": "big", "split": "train", "speakers": ["A"], "questions": [],
-        "sessions": [{"date": "1 May 2024", "turns": [["A", "word " * 50_000]]}]}]})),
-        ["prepare", "sample", "--source", "big.yaml"], "turn S1:1"),
+    "an over-long turn": (lambda r: _source(r, turns=[["A", "word " * 50_000]]), PREPARE_SOURCE, "turn S1:1"),
+    "an unknown split": (lambda r: _source(r, split="trian"), PREPARE_SOURCE, "trian"),
+    "an empty session": (lambda r: _source(r, turns=[]), PREPARE_SOURCE, "empty session"),
     "empty traces": (lambda r: (r / "data/prepared/sample/traces.jsonl").write_text(""), ["build-cache", "sample"],
                      "traces.jsonl"),
     "question of an unknown trace": (lambda r: (r / "data/prepared/sample/queries.jsonl").write_text(

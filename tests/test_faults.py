@@ -91,11 +91,11 @@ def run_cli(root, *commands, env=None, expect=0) -> None:
         monkeypatch.undo()
 
 
-def endpoint_env(url: str, retries: int = 8) -> dict[str, str]:
+def endpoint_env(url: str, retries: int = 8, timeout_s: float = 0.3) -> dict[str, str]:
     env = {}
     for role in ("EXECUTOR", "ANSWERER", "JUDGE", "DESIGNER"):
         env.update({f"MEMSKILL_LLM__{role}__BACKEND": "openai", f"MEMSKILL_LLM__{role}__BASE_URLS": json.dumps([url]),
-                    f"MEMSKILL_LLM__{role}__MODEL": "scripted", f"MEMSKILL_LLM__{role}__TIMEOUT_S": "0.3",
+                    f"MEMSKILL_LLM__{role}__MODEL": "scripted", f"MEMSKILL_LLM__{role}__TIMEOUT_S": str(timeout_s),
                     f"MEMSKILL_LLM__{role}__MAX_RETRIES": str(retries),
                     f"MEMSKILL_LLM__{role}__BACKOFF_S": "0.001", f"MEMSKILL_LLM__{role}__MAX_BACKOFF_S": "0.01"})
     return env

@@ -1,6 +1,7 @@
 """`memskill train` on the real environment: scripted LLM for the mechanics, embedded LLM for real."""
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -58,11 +59,23 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
     assert state["update"] == 2 and state["history"][1]["llm_usage"]["executor"]["calls"] > 0
     assert state["hard_cases"]["cases"]  # the hard-case buffer is persisted in the checkpoint
     assert state["history"][0]["ppo_seconds"] >= 0 and state["history"][0]["episodes_seconds"] > 0
-    # A resumed run with a larger budget continues from update 2 instead of starting over.
+    # A resumed run with a larger budget continues from update 2 instead of starting over ...
     more = Settings(train={"updates": 3, "episodes_per_update": 2, "queries_per_trace": 3, "skills_per_span": 2})
     components = Components(encoder, clients, ledger)
-    assert train(more, make_trainer(more, prepared.path, info.path, components), tmp_path / "train", ledger,
-                 resume=True)["updates"] == 3
+    resumed = train(more, make_trainer(more, prepared.path, info.path, components), tmp_path / "train", ledger,
+                    resume=True)
+    assert resumed["updates"] == 3 and resumed["resumed_from"] == 2 and resumed["fresh_because"] is None
+    # ... but not a checkpoint made with other settings (what `dvc repro` after a params change must not do).
+    other = Settings(train={"updates": 1, "episodes_per_update": 2, "queries_per_trace": 3, "skills_per_span": 2,
+                            "ppo": {"learning_rate": 0.01}})
+    fresh = train(other, make_trainer(other, prepared.path, info.path, components), tmp_path / "other", ledger,
+                  resume=True)
+    assert fresh["resumed_from"] is None and fresh["fresh_because"] == "there is no checkpoint"
+    shutil.copytree(tmp_path / "train/checkpoint", tmp_path / "other/checkpoint", dirs_exist_ok=True)
+    fresh = train(other, make_trainer(other, prepared.path, info.path, components), tmp_path / "other", ledger,
+                  resume=True)
+    assert fresh["resumed_from"] is None and "other code or settings" in fresh["fresh_because"]
+    assert fresh["updates"] == 1
     # Evaluation with the trained controller as the selector.
     eval_settings = Settings(eval={"split": "validation", "judge": False, "skills_per_span": 2},
                              memory={"controller": str(tmp_path / "train/checkpoint")})

@@ -36,9 +36,9 @@ def train(
     with progress_sink(app_state.console, app_state.quiet) as progress:
         result = run(name, settings, out_dir, resume, progress)
     summary = result.summary
-    if resume and summary["resumed_from"] is None:
-        app_state.console.print(f"[yellow]--resume: no checkpoint in {out_dir / 'checkpoint'}, so this was a fresh "
-                                "run[/yellow]")
+    if resume and summary["fresh_because"]:
+        app_state.console.print(f"[yellow]--resume: a fresh run, because {summary['fresh_because']} "
+                                f"({out_dir / 'checkpoint'})[/yellow]")
     record_stage(settings, "train", name, train_steps(result.history), summary["llm_usage"],
                  [out_dir / "checkpoint", out_dir / "history.jsonl", out_dir / "skill_bank.yaml",
                   out_dir / "evolution"])

@@ -12,6 +12,7 @@ from memskill_cli.errors import DataError
 from memskill_cli.fileio import reading
 
 DEFAULT_SOURCE = Path("data/sample/sample.yaml")
+SPLITS = ("train", "validation", "test")
 
 
 def load(path: Path) -> tuple[list[Trace], list[Query]]:
@@ -29,6 +30,8 @@ def load(path: Path) -> tuple[list[Trace], list[Query]]:
         conv.record = f"conversation {trace_id}"
         speakers = conv.get("speakers", list)
         split = conv.get("split", str)
+        if split not in SPLITS:
+            conv.fail("split", f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
         sessions = []
         for s, raw_session in enumerate(conv.get("sessions", list), start=1):
             session = Reader(path, f"conversation {trace_id} session {s}", raw_session)
@@ -39,6 +42,8 @@ def load(path: Path) -> tuple[list[Trace], list[Query]]:
                 if pair[0] not in speakers:
                     session.fail(f"turns[{t}]", f"unknown speaker {pair[0]!r} (expected one of {speakers})")
                 turns.append(Turn(turn_id=f"S{s}:{t}", speaker=pair[0], text=pair[1]))
+            if not turns:
+                session.fail("turns", "empty session (a session needs at least one turn)")
             sessions.append(Session(session_id=f"S{s}", date_time=session.get("date", str), turns=turns))
         if not sessions:
             conv.fail("sessions", "empty conversation")
