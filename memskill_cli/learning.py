@@ -91,6 +91,19 @@ def run_fingerprint(settings: Settings) -> str:
                               "eval": {"methods", "judge"}})})
 
 
+def fresh_start_reason(checkpoint: Path, fingerprint: str) -> str | None:
+    """Why `--resume` cannot continue `checkpoint` (None: it can); a checkpoint that is not one is an error."""
+    if not (checkpoint / "state.json").exists():
+        return "there is no checkpoint"
+    state = read_json(checkpoint / "state.json")
+    if not isinstance(state, dict) or not {"update", "controller", "history"} <= set(state):
+        raise DataError("not a memskill training checkpoint (no update, controller or history)",
+                        file=str(checkpoint / "state.json"))
+    if state.get("settings_fingerprint") != fingerprint:
+        return "the checkpoint was made with other code or settings"
+    return None
+
+
 def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedger, resume: bool,
           progress: ProgressSink | None = None, evolve_hook: EvolveHook | None = None) -> dict[str, Any]:
     """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one
@@ -102,16 +115,9 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
     checkpoint = out_dir / "checkpoint"
     recover_dir(checkpoint)  # a kill mid-save leaves the previous checkpoint set aside: take it back
     buffer = empty_buffer(settings.evolve)
-    resumed_from, fingerprint, fresh_because = None, run_fingerprint(settings), None
-    if resume and not (checkpoint / "state.json").exists():
-        fresh_because = "there is no checkpoint"
-    elif resume:
-        state = read_json(checkpoint / "state.json")
-        if not isinstance(state, dict) or not {"update", "controller", "history"} <= set(state):
-            raise DataError("not a memskill training checkpoint (no update, controller or history)",
-                            file=str(checkpoint / "state.json"))
-        if state.get("settings_fingerprint") != fingerprint:
-            fresh_because = "the checkpoint was made with other code or settings"
+    fingerprint = run_fingerprint(settings)
+    fresh_because = fresh_start_reason(checkpoint, fingerprint) if resume else None
+    resumed_from = None
     if resume and fresh_because is None:
         meta = trainer.resume(checkpoint)
         resumed_from = trainer.update

@@ -109,7 +109,8 @@ def propose(client: LLMClient, bank: SkillBank, analysis: dict[str, Any], max_ch
         f"Propose at most {max_changes} edits. Each edit either refines an existing skill (op 'refine', skill = "
         "its name, new description and instructions) or adds a new skill (op 'add', skill = a new lowercase "
         "name with dashes, description, instructions, actions INSERT and/or UPDATE). Instructions tell the "
-        "memory writer exactly what to store and how. Give a reason for each. Reply as JSON."
+        "memory writer exactly what to store and how, as general rules for any conversation: never name the people, "
+        "places or numbers of these cases. Give a reason for each. Reply as JSON."
     )
     # The schema constrains generation; the edits are then checked one by one by `validate_edits`, so a
     # truncated or half-formed edit is rejected on its own instead of sinking the whole proposal.

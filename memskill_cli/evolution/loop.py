@@ -44,7 +44,7 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
     store = SnapshotStore.open(run_dir, initial, buffer, source)
     state = store.state
     store.merge_cases(buffer)
-    if state.get(state.best).score is None:
+    if state.get(state.best).score is None or not store.has_scores(state.best):  # (older runs kept no scores.json)
         store.record_score(state.best, score(store.bank(state.best), store.bank_path(state.best).parent),
                            settings.confidence)
         store.save()

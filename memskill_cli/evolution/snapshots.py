@@ -89,6 +89,9 @@ class SnapshotStore:
         self.state.versions.append(version)
         return version
 
+    def has_scores(self, version: int) -> bool:
+        return self.bank_path(version).with_name("scores.json").exists()
+
     def scores(self, version: int) -> dict[str, float]:
         return read_json(self.bank_path(version).with_name("scores.json"))
 
