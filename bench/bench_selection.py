@@ -87,8 +87,8 @@ def main() -> None:
     trainer = make_trainer(settings, prepared.path, info.path, components)
     print(f"== training on LoCoMo: {len(trainer.env.episodes)} one-session windows, {args.episodes} per update, "
           f"K={args.top_k} of {len(bank.skills)} skills (executor {settings.llm.executor.model})")
-    start, before = time.perf_counter(), trainer.update
-    train(settings, trainer, WORK / "train", ledger, resume=True)
+    start = time.perf_counter()
+    before = train(settings, trainer, WORK / "train", ledger, resume=True)["resumed_from"] or 0
     for record in trainer.history[before:]:
         calls = sum(e["executor_calls"] for e in record["episodes"])
         questions = sum(len(e["cases"]) for e in record["episodes"])
