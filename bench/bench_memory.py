@@ -42,6 +42,7 @@ from memskill_cli.evaluation import (
     memory_cost,
     ranked_spans,
     raw_rag,
+    retrieved_memories,
     select_queries,
 )
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
@@ -86,9 +87,7 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     quality = memory_cost(memories)["total"]
     queries = [q for q in select_queries(ctx.queries, ctx.settings) if q.trace_id in args.conversations]
     k = ctx.settings.eval.memories_per_question
-    found = {q.query_id: [Passage(i.id, i.content, i.source_turn_ids)
-                          for i, _ in memories[q.trace_id].bank.search(ctx.cache.query_vectors[q.query_id], k)]
-             for q in queries}
+    found = {q.query_id: retrieved_memories(ctx, memories[q.trace_id].bank, q) for q in queries}
     memory_ctx = [fit(ctx, found[q.query_id]) for q in queries]
     rag_ctx = [raw_rag(ctx, q) for q in queries]
     rag_top = [ranked_spans(ctx, q) for q in queries]

@@ -36,8 +36,8 @@ from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.evaluation import load_context, select_queries, window_rows
 from memskill_cli.learning import make_trainer, train
-from memskill_cli.llm import RoleClient, UsageLedger, create_backend
-from memskill_cli.llm.cache import ResponseCache
+from memskill_cli.llm import UsageLedger
+from memskill_cli.llm.roles import build_role_clients
 from memskill_cli.quality import evidence_hit
 from memskill_cli.selectors import ControllerSelector, RandomK, SimilarityTopK
 from memskill_cli.significance import paired_gain
@@ -46,13 +46,6 @@ from memskill_cli.skills import SkillBank
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
 WORK = ROOT / ".cache/bench-selection"
-
-
-def clients(settings: Settings, ledger: UsageLedger) -> dict[str, RoleClient]:
-    cache = ResponseCache(WORK / "llm.sqlite")
-    return {role: RoleClient(role, create_backend(getattr(settings.llm, role)), cache=cache, ledger=ledger,
-                             default_max_tokens=getattr(settings.llm, role).max_tokens)
-            for role in ("executor", "answerer")}
 
 
 def hits_and_f1(rows: list[dict]) -> tuple[list[float], list[float]]:
@@ -74,6 +67,7 @@ def main() -> None:
         sys.exit(f"skipped: {SOURCE} is absent")
     bank = SkillBank.load(args.bank) if args.bank else SkillBank.seed()
     settings = Settings(memory={"skill_bank": str(args.bank) if args.bank else None},
+                        llm={"cache_path": str(WORK / "llm.sqlite")},
                         train={"updates": args.updates, "episodes_per_update": args.episodes,
                                "skills_per_span": args.top_k, "window_sessions": 1,
                                **({"ppo": {"learning_rate": args.lr}} if args.lr else {})},
@@ -81,8 +75,7 @@ def main() -> None:
     encoder, ledger = Encoder(), UsageLedger()
     [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
     info = build_cache(prepared.path, SpanSettings(), settings.embedding, WORK / "cache", encoder)
-    roles = clients(settings, ledger)
-    components = Components(encoder, dict(roles), ledger)
+    components = Components(encoder, build_role_clients(settings.llm, ledger, ("executor", "answerer")), ledger)
 
     trainer = make_trainer(settings, prepared.path, info.path, components)
     print(f"== training on LoCoMo: {len(trainer.env.episodes)} one-session windows, {args.episodes} per update, "

@@ -10,6 +10,7 @@ import numpy as np
 from memskill_cli.data.spans import Span
 from memskill_cli.executor import Executor, SpanRecord
 from memskill_cli.memory import MemoryBank
+from memskill_cli.quality import rejections
 from memskill_cli.selectors import SkillSelector
 from memskill_cli.skills import SkillBank
 
@@ -30,7 +31,7 @@ class TraceMemory:
 
     @property
     def rejected(self) -> int:
-        return sum(op.get("count", 1) for r in self.records for op in r.rejected)
+        return rejections(self.records).total()
 
 
 def build_trace_memory(

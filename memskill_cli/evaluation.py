@@ -172,7 +172,14 @@ def check_answer_window(ctx: EvalContext, queries: list[Query]) -> None:
             f"lower the budget to at most {role.n_ctx - prompt - role.max_tokens} or raise n_ctx")
 
 
-def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
+def retrieved_memories(ctx: EvalContext, memory: MemoryBank, query: Query) -> list[Passage]:
+    """The memories retrieved for a question (`eval.memories_per_question`), with the turns each cites."""
+    found = memory.search(ctx.cache.query_vectors[query.query_id], ctx.settings.eval.memories_per_question)
+    return [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]
+
+
+def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, TraceMemory]]:
+    """One method's scored rows, its metrics, and the memories it built (memory methods only)."""
     if method not in METHODS:
         raise ConfigError(f"unknown eval method {method!r}; choose from {', '.join(METHODS)}")
     start = time.perf_counter()
@@ -191,9 +198,7 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
     contexts: list[list[Passage]] = []
     for query in queries:
         if method in MEMORY_METHODS:
-            found = memories[query.trace_id].bank.search(ctx.cache.query_vectors[query.query_id],
-                                                         ctx.settings.eval.memories_per_question)
-            passages = [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]
+            passages = retrieved_memories(ctx, memories[query.trace_id].bank, query)
             contexts.append(passages if ctx.embodied else fit(ctx, passages))
         elif method == "raw-rag":
             contexts.append(raw_rag(ctx, query))
@@ -209,7 +214,12 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
         metrics["skill_bank"], metrics["selector"] = bank.hash, selector.identity
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics["cost"] = memory_cost(memories)
-    target = out_dir / "runs" / method
+    return rows, metrics, memories
+
+
+def write_run(target: Path, rows: list[dict[str, Any]], metrics: dict[str, Any],
+              memories: dict[str, TraceMemory] | None = None) -> None:
+    """A method's predictions, metrics and built memories, replacing `target` as a whole."""
     with atomic_dir(target) as tmp:
         write_jsonl(tmp / "predictions.jsonl", rows)
         write_json(tmp / "metrics.json", metrics)
@@ -217,6 +227,11 @@ def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
             write_json(tmp / "memories.json", {
                 tid: {"items": [i.model_dump() for i in m.bank.items.values()],
                       "records": [r.to_dict() for r in m.records]} for tid, m in memories.items()})
+
+
+def run_method(ctx: EvalContext, method: str, out_dir: Path) -> dict[str, Any]:
+    rows, metrics, memories = method_rows(ctx, method)
+    write_run(out_dir / "runs" / method, rows, metrics, memories)
     return metrics
 
 
@@ -347,9 +362,8 @@ def window_rows(ctx: EvalContext, bank: SkillBank, selector: SkillSelector, wind
     for window in windows:
         memory = build_trace_memory(window.trace_id, window.spans, bank, selector, executor, ctx.encoder.encode, dim)
         for query in window.queries:
-            found = memory.bank.search(ctx.cache.query_vectors[query.query_id], ctx.settings.eval.memories_per_question)
             queries.append(query)
-            contexts.append(fit(ctx, [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]))
+            contexts.append(fit(ctx, retrieved_memories(ctx, memory.bank, query)))
         advance()
     return answer_rows(ctx, "memskill", queries, contexts)
 
@@ -376,14 +390,12 @@ def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
     def score(bank: SkillBank, out_dir: Path) -> dict[str, float]:
         scoring = replace(ctx, skill_bank=bank, selector=selector or ctx.selector)
         if windows is None:
-            run_method(scoring, "memskill", out_dir)
-            rows = read_jsonl(out_dir / "runs" / "memskill" / "predictions.jsonl")
+            rows, metrics, memories = method_rows(scoring, "memskill")
         else:
             _, chosen = make_selector("memskill", scoring)
-            rows = window_rows(scoring, bank, chosen, windows)
-            with atomic_dir(out_dir / "runs" / "memskill") as tmp:
-                write_jsonl(tmp / "predictions.jsonl", rows)
-                write_json(tmp / "metrics.json", {**summarise(rows), "method": "memskill", "windows": len(windows)})
+            rows, memories = window_rows(scoring, bank, chosen, windows), None
+            metrics = {**summarise(rows), "method": "memskill", "windows": len(windows)}
+        write_run(out_dir / "runs" / "memskill", rows, metrics, memories)
         return {row["query_id"]: float(row["score"] or 0.0) for row in rows}
 
     return score

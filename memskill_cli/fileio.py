@@ -136,7 +136,7 @@ def write_csv(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[A
 
 
 def read_jsonl(path: str | Path) -> list[Any]:
-    rows, number = [], 0
+    rows = []
     with reading(path):
         text = Path(path).read_text(encoding="utf-8")
     for number, line in enumerate(text.splitlines(), start=1):

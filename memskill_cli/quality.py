@@ -46,13 +46,19 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
 
 
-def build_quality(records: Sequence[CallRecord], memories: int) -> dict[str, Any]:
-    """Figures of one memory build (a trace, or several traces' records together)."""
-    written = [op for r in records for op in r.applied if op["action"] in ("INSERT", "UPDATE")]
+def rejections(records: Iterable[CallRecord]) -> Counter[str]:
+    """Rejected operations by reason (an `over_limit` entry stands for `count` operations)."""
     reasons: Counter[str] = Counter()
     for record in records:
         for op in record.rejected:
             reasons[op["reason"]] += op.get("count", 1)
+    return reasons
+
+
+def build_quality(records: Sequence[CallRecord], memories: int) -> dict[str, Any]:
+    """Figures of one memory build (a trace, or several traces' records together)."""
+    written = [op for r in records for op in r.applied if op["action"] in ("INSERT", "UPDATE")]
+    reasons = rejections(records)
     calls = len(records)
     return {
         "executor_calls": calls,

@@ -20,8 +20,8 @@ def register(secret: str) -> None:
     """Remember a secret for redaction, with the spellings it takes when echoed back (JSON escapes, URL
     encoding)."""
     if len(secret) >= 4:
-        spellings = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=True)[1:-1],
-                     json.dumps(secret).replace("/", "\\/")[1:-1], quote(secret, safe="")}
+        escaped = json.dumps(secret)[1:-1]
+        spellings = {secret, escaped, escaped.replace("/", "\\/"), quote(secret, safe="")}
         with _lock:
             _known.update(spellings)
 

@@ -106,6 +106,6 @@ class ControllerSelector:
         skills, fresh = self._bank(bank)
         state = torch.tensor(make_state(span_vector, memory_vectors, self.controller.config.fusion))[None]
         with torch.no_grad():
-            shift = exploration_shift(self.controller.logits(state, skills), fresh, self.floor)
+            shift = exploration_shift(self.controller.logits(state, skills), fresh, self.floor) if fresh.any() else None
             actions, *_ = self.controller.get_action_and_value(state, skills, self.top_k, shift=shift, greedy=True)
         return [bank.skills[i] for i in actions[0].tolist()]

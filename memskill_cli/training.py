@@ -30,9 +30,8 @@ from memskill_cli.controller import (
     decayed_floor,
     exploration_shift,
 )
-from memskill_cli.errors import ConfigError
 from memskill_cli.ppo import Transition, ppo_update
-from memskill_cli.selectors import ControllerSelector
+from memskill_cli.selectors import ControllerSelector, check_top_k
 from memskill_cli.skills import SkillBank
 
 Act = Callable[[np.ndarray], list[int]]
@@ -84,9 +83,7 @@ class Trainer:
 
     def set_bank(self, bank: SkillBank, fresh: set[str] | None = None) -> None:
         """Use a (possibly grown or edited) bank; `fresh` skills get the exploration floor for a while."""
-        if self.config.top_k >= len(bank.skills):
-            raise ConfigError(f"train.skills_per_span is {self.config.top_k} but the skill bank holds "
-                              f"{len(bank.skills)} skills: the controller must pick fewer than the bank holds")
+        check_top_k(self.config.top_k, bank, "train.skills_per_span")
         self.bank = bank
         self.skill_vectors = torch.tensor(self.encode_skills([s.description for s in bank.skills]))
         if fresh:
