@@ -13,18 +13,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from memskill_cli.config import EmbeddingSettings, LLMRoleSettings, PrepareSettings, SpanSettings
+from locomo import locomo_spans
+
+from memskill_cli.config import LLMRoleSettings
 from memskill_cli.construction import build_trace_memory
-from memskill_cli.data.cache import SpanCache, build_cache
-from memskill_cli.data.prepare import prepare
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
 from memskill_cli.selectors import AllSkills
 from memskill_cli.skills import SkillBank
-
-SOURCE = Path(__file__).resolve().parents[2] / "shared/data/locomo/locomo10_trainval.json"
 
 
 def main() -> None:
@@ -32,14 +31,9 @@ def main() -> None:
     parser.add_argument("--conversation", default="conv-47")
     parser.add_argument("--max-spans", type=int, default=None, help="Stop after this many spans (a quick look).")
     args = parser.parse_args()
-    if not SOURCE.exists():
-        sys.exit(f"skipped: {SOURCE} is absent")
     with tempfile.TemporaryDirectory() as tmp:
         encoder = Encoder()
-        [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), Path(tmp) / "prepared")
-        info = build_cache(prepared.path, SpanSettings(max_tokens=512), EmbeddingSettings(), Path(tmp) / "cache",
-                           encoder)
-        spans = SpanCache.load(info.path).for_trace(args.conversation)[: args.max_spans]
+        spans = locomo_spans(Path(tmp), encoder).for_trace(args.conversation)[: args.max_spans]
         ledger = UsageLedger()
         client = RoleClient("executor", create_backend(LLMRoleSettings(max_tokens=384)), ledger=ledger)
         start = time.perf_counter()

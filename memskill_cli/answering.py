@@ -26,11 +26,16 @@ def answer_style(dataset: str) -> str:
 
 
 def answer_request(query: Query, context: list[str], dataset: str, context_label: str = "Memories") -> ChatRequest:
-    style = answer_style(dataset)
-    body = "".join(context_line(c) for c in context).rstrip("\n") if context else "(no context)"
     question = query.question
-    if style == "dated" and query.question_date:
+    if answer_style(dataset) == "dated" and query.question_date:
         question = f"(asked on {query.question_date}) {question}"
+    return question_request(question, context, answer_style(dataset), context_label)
+
+
+def question_request(question: str, context: list[str], style: str = "short",
+                     context_label: str = "Memories") -> ChatRequest:
+    """The answer prompt for a question and its context lines (`style`: short, dated or extract)."""
+    body = "".join(context_line(c) for c in context).rstrip("\n") if context else "(no context)"
     instructions = EXTRACT if style == "extract" else SHORT
     user = f"{context_label}:\n{body}\n\nQuestion: {question}\nShort answer:"
     return ChatRequest([{"role": "system", "content": instructions}, {"role": "user", "content": user}])

@@ -65,10 +65,11 @@ class LLMRoleSettings(Section):
 
 
 class LLMSettings(Section):
-    executor: LLMRoleSettings = Field(default_factory=LLMRoleSettings)
-    designer: LLMRoleSettings = Field(default_factory=LLMRoleSettings)
-    answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=64))
-    judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=128))
+    # The same limits as params.yaml, so the library's defaults build what the pipeline builds.
+    executor: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=384))
+    designer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=1024))
+    answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=48))
+    judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=96))
     cache_enabled: bool = Field(True, description="Reuse answers of deterministic (temperature 0) calls.")
     cache_path: str = Field(".cache/llm-cache.sqlite", description="SQLite response cache.")
 
@@ -292,15 +293,17 @@ def check_environment(environ: dict[str, str] | None = None) -> None:
             model = field.annotation
 
 
-def load_settings(params: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read params.yaml (if present), apply MEMSKILL_* env vars, then `overrides` (dotted keys)."""
+def load_settings(params: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                  read_params_file: bool = True) -> Settings:
+    """Read params.yaml (if present and `read_params_file`), apply MEMSKILL_* env vars, then `overrides`
+    (dotted keys, or sections as nested mappings)."""
     path = Path(params) if params is not None else DEFAULT_PARAMS
     if params is not None and not path.exists():
         raise ConfigError(f"params file not found: {path}")
     if path.is_dir():
         raise ConfigError(f"params file {path} is a directory")
     check_environment()
-    token = _params_file.set(path if path.exists() else None)
+    token = _params_file.set(path if read_params_file and path.exists() else None)
     try:
         return Settings(**_nest(overrides or {}))
     except ValidationError as exc:
@@ -318,6 +321,15 @@ def load_settings(params: str | Path | None = None, overrides: dict[str, Any] | 
         raise ConfigError(f"params file {path} must be a mapping of sections to settings ({exc})") from None
     finally:
         _params_file.reset(token)
+
+
+def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """`settings` with some keys changed (dotted keys), validated like any other settings."""
+    def merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in change.items()}}
+
+    return load_settings(None, merge(settings.model_dump(), _nest(overrides)), read_params_file=False)
 
 
 def _nest(dotted: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,29 @@ class TraceMemory:
         return rejections(self.records).total()
 
 
+def extend_memory(
+    bank: MemoryBank,
+    spans: list[tuple[Span, np.ndarray]],
+    skill_bank: SkillBank,
+    selector: SkillSelector,
+    executor: Executor,
+    first_step: int = 0,
+    on_span: Callable[[], None] | None = None,
+) -> list[SpanRecord]:
+    """Apply `spans` to an existing memory, in order: each span sees the memory the previous ones built. A
+    trace's memory and a library user's memory (extended add after add) grow the same way."""
+    records = []
+    for step, (span, vector) in enumerate(spans, start=first_step):
+        shown = [item for item, _ in bank.search(vector, executor.memory_top_k)]  # for selector and executor
+        memory_vectors = (np.stack([bank.vectors[item.id] for item in shown]) if shown
+                          else np.zeros((0, bank.dim), np.float32))
+        skills = selector.select(span, vector, memory_vectors, skill_bank)
+        records.append(executor.process(span, shown, bank, skills, step))
+        if on_span:
+            on_span()
+    return records
+
+
 def build_trace_memory(
     trace_id: str,
     spans: list[tuple[Span, np.ndarray]],
@@ -44,15 +67,6 @@ def build_trace_memory(
     dim: int,
     on_span: Callable[[], None] | None = None,
 ) -> TraceMemory:
-    """Spans stay sequential within a trace: each one sees the memory the previous ones built."""
+    """A trace's memory built from nothing, span by span."""
     bank = MemoryBank(dim, encode)
-    records = []
-    for step, (span, vector) in enumerate(spans):
-        shown = [item for item, _ in bank.search(vector, executor.memory_top_k)]  # for selector and executor
-        memory_vectors = (np.stack([bank.vectors[item.id] for item in shown]) if shown
-                          else np.zeros((0, dim), np.float32))
-        skills = selector.select(span, vector, memory_vectors, skill_bank)
-        records.append(executor.process(span, shown, bank, skills, step))
-        if on_span:
-            on_span()
-    return TraceMemory(trace_id, bank, records)
+    return TraceMemory(trace_id, bank, extend_memory(bank, spans, skill_bank, selector, executor, on_span=on_span))

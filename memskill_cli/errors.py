@@ -29,6 +29,12 @@ class ConfigError(MemskillError):
     exit_code = 2
 
 
+class NotFoundError(MemskillError):
+    """A user, memory or run that does not exist was asked for."""
+
+    exit_code = 2
+
+
 class ModelError(MemskillError):
     """A model file is missing, incomplete or not the one we pinned."""
 

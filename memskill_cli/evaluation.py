@@ -13,7 +13,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,16 @@ from memskill_cli.embeddings import Encoder
 from memskill_cli.errors import ConfigError
 from memskill_cli.executor import Executor, SpanRecord
 from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, stable_hash, write_json, write_jsonl
-from memskill_cli.llm import LLMClient, UsageLedger
+from memskill_cli.llm import ChatRequest, ChatResponse, LLMClient, UsageLedger
 from memskill_cli.memory import MemoryBank
 from memskill_cli.metrics import best_over_golds, judge
+from memskill_cli.peers import PEER_METHODS
 from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.quality import build_quality, evidence_recall
 from memskill_cli.selectors import AllSkills, RandomK, SkillSelector, check_top_k
 from memskill_cli.skills import SkillBank
 
-METHODS = ("memskill", "no-memory", "full-context", "raw-rag", "static-primitives", "random-skills")
+METHODS = ("memskill", "no-memory", "full-context", "raw-rag", "static-primitives", "random-skills", *PEER_METHODS)
 MEMORY_METHODS = ("memskill", "static-primitives", "random-skills")
 
 
@@ -187,6 +188,10 @@ def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], di
         from memskill_cli.embodied import requirement
 
         requirement()  # say so before any memory is built
+    if method in PEER_METHODS:
+        from memskill_cli.peers import requirement as peer_requirement
+
+        peer_requirement(method)
     queries = select_queries(ctx.queries, ctx.settings)
     trace_ids = {q.trace_id for q in queries}
     traces = [t for t in ctx.traces if t.trace_id in trace_ids]
@@ -195,9 +200,13 @@ def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], di
     if method in MEMORY_METHODS:
         bank, selector = make_selector(method, ctx)
         memories = build_memories(ctx, method, bank, selector, traces)
+    peer = run_peer_method(ctx, method, traces, queries) if method in PEER_METHODS else None
     contexts: list[list[Passage]] = []
     for query in queries:
-        if method in MEMORY_METHODS:
+        if peer is not None:   # a peer's memories cite no turns: evidence recall is omitted, not guessed
+            contexts.append(fit(ctx, [Passage(f"{method}-{i}", text, []) for i, text in
+                                      enumerate(peer.contexts[query.query_id])]))
+        elif method in MEMORY_METHODS:
             passages = retrieved_memories(ctx, memories[query.trace_id].bank, query)
             contexts.append(passages if ctx.embodied else fit(ctx, passages))
         elif method == "raw-rag":
@@ -208,13 +217,52 @@ def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], di
             contexts.append([])
     rows = (play_rows(ctx, method, queries, contexts) if ctx.embodied
             else answer_rows(ctx, method, queries, contexts))
+    if peer is not None:
+        for row in rows:
+            row["retrieved_turns"] = None
     metrics = summarise(rows)
     metrics["method"] = method
     if selector is not None:  # which skills built the memory: the label says what really ran
         metrics["skill_bank"], metrics["selector"] = bank.hash, selector.identity
     metrics["seconds"] = round(time.perf_counter() - start, 2)
-    metrics["cost"] = memory_cost(memories)
+    metrics["cost"] = memory_cost(memories) if peer is None else peer_cost(peer)
     return rows, metrics, memories
+
+
+#: The context a peer's LLM gets at least: Mem0's extraction prompt alone is about 7,900 tokens (Qwen tokenizer).
+PEER_MIN_CONTEXT = 16384
+
+
+def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries: list[Query]) -> Any:
+    """A peer's memories (cached under everything that shapes them) and what it retrieves for each question. Its
+    LLM is the executor's model, served to it in-process and counted under the peer's name in the ledger."""
+    from memskill_cli.embeddings import bundled_minilm_dir
+    from memskill_cli.llm import RoleClient
+    from memskill_cli.peers.mem0 import mem0_version
+    from memskill_cli.peers.run import run_peer
+
+    executor, role = ctx.clients["executor"], ctx.settings.llm.executor
+    backend = getattr(executor, "backend", executor)
+    n_ctx = max(role.n_ctx, PEER_MIN_CONTEXT)
+    if type(backend).__name__ == "LlamaCppClient" and backend.settings.n_ctx < n_ctx:
+        from memskill_cli.llm import create_backend
+
+        backend = create_backend(backend.settings.model_copy(update={"n_ctx": n_ctx}))  # same model, wider window
+    llm = RoleClient(method, backend, default_max_tokens=ctx.settings.llm.designer.max_tokens,
+                     cache=getattr(executor, "cache", None), ledger=ctx.ledger)
+    embedder = (str(bundled_minilm_dir()) if ctx.settings.embedding.model == "all-MiniLM-L6-v2"
+                else ctx.settings.embedding.model)
+    key = stable_hash({"peer": method, "version": mem0_version(), "llm": backend.identity, "data": ctx.cache_key,
+                       "max_tokens": llm.default_max_tokens, "embedder": ctx.settings.embedding.model})
+    return run_peer(method, traces, queries, ctx.memory_root / f"{method}-{key}", llm, role.model, n_ctx,
+                    embedder, ctx.cache.span_vectors.shape[1], ctx.settings.eval.memories_per_question)
+
+
+def peer_cost(peer: Any) -> dict[str, Any]:
+    """A peer's LLM cost per conversation and in all, and the traces it failed on (with its messages)."""
+    keys = ("llm_calls", "prompt_tokens", "completion_tokens", "llm_seconds", "memories")
+    total = {k: round(sum(c[k] for c in peer.cost.values()), 3) for k in keys}
+    return {"total": {**total, "failed_traces": len(peer.errors)}, "per_trace": peer.cost, "errors": peer.errors}
 
 
 def write_run(target: Path, rows: list[dict[str, Any]], metrics: dict[str, Any],
@@ -241,10 +289,7 @@ def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
     advance = ctx.progress.task(f"{method}: answering", len(queries))
     requests = [answer_request(q, [p.text for p in c], ctx.dataset, label) for q, c in zip(queries, contexts,
                                                                                              strict=True)]
-    responses = []
-    for request in requests:  # one at a time so the progress bar moves; the answerer may still batch
-        responses.extend(ctx.clients["answerer"].map([request]))
-        advance()
+    responses = complete_all(ctx.clients["answerer"], requests, advance)
     predictions = [clean_answer(r.text) for r in responses]
     judgements = (judge(ctx.clients["judge"], [(q.question, q.answers, p) for q, p in zip(queries, predictions,
                                                                                           strict=True)])
@@ -263,6 +308,30 @@ def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
             "judge_explanation": judgement.explanation if judgement else None,
         })
     return rows
+
+
+#: Most answering threads: enough to keep an endpoint fleet or a batching engine busy.
+MAX_ANSWER_THREADS = 64
+
+
+def complete_all(client: LLMClient, requests: list[ChatRequest], advance: Callable[[], None]) -> list[ChatResponse]:
+    """Every request, as many at once as the client serves (`max_concurrency`: llama.cpp slots, endpoint workers,
+    or a batching engine's queue). Each is its own call, so each answer is cached as it arrives and a failure
+    loses none already given."""
+    def one(request: ChatRequest) -> ChatResponse:
+        response = client.complete(request)
+        advance()
+        return response
+
+    workers = max(1, min(client.max_concurrency, MAX_ANSWER_THREADS, len(requests)))
+    if workers == 1:
+        return [one(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one, r) for r in requests]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:   # after a failure, nothing not yet started is sent: the run stops promptly
+            future.cancel()
+        return [f.result() for f in futures]
 
 
 def play_rows(ctx: EvalContext, method: str, queries: list[Query],
@@ -296,8 +365,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "score": success}
         judged = [r for r in group if r["judge"] is not None]
         f1 = _mean([r["f1"] for r in group])
-        recall = evidence_recall([(r.get("evidence", []), [t for ts in r.get("retrieved_turns", []) for t in ts])
-                                  for r in group])
+        recall = evidence_recall([(r.get("evidence", []), [t for ts in r["retrieved_turns"] for t in ts])
+                                  for r in group if r.get("retrieved_turns") is not None])
         return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]),
                 "judge": _mean([r["judge"] for r in judged]), "judged": len(judged),
                 "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1,

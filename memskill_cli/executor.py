@@ -322,7 +322,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
                                 "count": len(operations) - limit})
     for real_id, (action, change) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
         if action == "DELETE":
-            bank.delete(real_id)
+            bank.delete(real_id, step, span.span_id)
             record.applied.append({"action": "DELETE", "id": real_id})
         else:
             bank.update(real_id, change["content"], span.span_id, step, change["turn_ids"], change["session_date"])

@@ -42,7 +42,8 @@ def _normalise(text: str) -> str:
 
 
 class MemoryBank:
-    """Ids are `m<n>` and never reused; FAISS holds the same n, so positions never leak out."""
+    """Ids are `m<n>` and never reused; FAISS holds the same n, so positions never leak out. A deleted item is
+    kept aside (`deleted`) with its history ending in the DELETE, so what was forgotten stays auditable."""
 
     def __init__(self, dim: int, encode: EncodeFn | None = None) -> None:
         self.dim = dim
@@ -51,6 +52,7 @@ class MemoryBank:
         self.vectors: dict[str, np.ndarray] = {}
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.next_id = 1
+        self.deleted: dict[str, MemoryItem] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -104,8 +106,11 @@ class MemoryBank:
         self.index.add_with_ids(vector.reshape(1, -1), faiss_id)
         self.vectors[item_id] = vector
 
-    def delete(self, item_id: str) -> MemoryItem:
+    def delete(self, item_id: str, step: int | None = None, span_id: str | None = None) -> MemoryItem:
         item = self.items.pop(item_id)
+        item.history.append(MemoryEvent(step=item.updated_step if step is None else step, action="DELETE",
+                                        old=item.content, span_id=span_id))
+        self.deleted[item_id] = item
         del self.vectors[item_id]
         self.index.remove_ids(np.array([self._faiss_id(item_id)], dtype=np.int64))
         return item
@@ -122,6 +127,7 @@ class MemoryBank:
         write_jsonl(directory / "items.jsonl", (self.items[i].model_dump() for i in order))
         matrix = np.stack([self.vectors[i] for i in order]) if order else np.zeros((0, self.dim), np.float32)
         write_npy(directory / "vectors.npy", matrix.astype(np.float32))
+        write_jsonl(directory / "deleted.jsonl", (item.model_dump() for item in self.deleted.values()))
         write_json(directory / "meta.json", {"dim": self.dim, "next_id": self.next_id, "size": len(order)})
 
     @classmethod
@@ -134,5 +140,20 @@ class MemoryBank:
             bank.items[item.id] = item
             bank.vectors[item.id] = vector
             bank.index.add_with_ids(vector.reshape(1, -1), np.array([cls._faiss_id(item.id)], dtype=np.int64))
+        if (directory / "deleted.jsonl").exists():  # memories saved before deletions were kept have none
+            deleted = [MemoryItem.model_validate(row) for row in read_jsonl(directory / "deleted.jsonl")]
+            bank.deleted = {item.id: item for item in deleted}
         bank.next_id = meta["next_id"]
         return bank
+
+    def copy(self) -> MemoryBank:
+        """An independent copy (items, vectors, index): what a failed change rolls back to."""
+        twin = MemoryBank(self.dim, self.encode)
+        for item_id, item in self.items.items():
+            twin.items[item_id] = item.model_copy(deep=True)
+            twin.vectors[item_id] = self.vectors[item_id].copy()
+            twin.index.add_with_ids(twin.vectors[item_id].reshape(1, -1),
+                                    np.array([self._faiss_id(item_id)], dtype=np.int64))
+        twin.deleted = {i: item.model_copy(deep=True) for i, item in self.deleted.items()}
+        twin.next_id = self.next_id
+        return twin

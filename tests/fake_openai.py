@@ -19,6 +19,10 @@ def completion(text: str) -> tuple[int, dict[str, str], dict[str, Any]]:
                      "usage": {"prompt_tokens": 11, "completion_tokens": 3}}
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog (5) drops bursts of connections: 1 s SYN retries, not ours
+
+
 class FakeOpenAIServer:
     def __init__(self, behaviour: Behaviour | None = None, latency_s: float = 0.0) -> None:
         self.behaviour = behaviour or (lambda body, auth: completion("ok"))
@@ -53,7 +57,7 @@ class FakeOpenAIServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

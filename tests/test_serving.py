@@ -1,0 +1,79 @@
+"""`memskill serve`: the OpenAI-compatible endpoint over a backend, checked through our own `openai` backend."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from memskill_cli.config import LLMRoleSettings
+from memskill_cli.errors import LLMError
+from memskill_cli.executor import Executor
+from memskill_cli.llm import ChatRequest
+from memskill_cli.llm.openai_compat import OpenAIClient
+from memskill_cli.serving import served
+from tests.scripted import ScriptedClient
+
+
+def openai_role(url, model="test-model"):
+    return OpenAIClient(LLMRoleSettings(backend="openai", base_urls=[url], model=model, max_retries=0,
+                                        api_key_env="MEMSKILL_TEST_NO_KEY"))
+
+
+def test_openai_backend_through_the_endpoint_gets_what_the_backend_gives(monkeypatch):
+    monkeypatch.delenv("MEMSKILL_TEST_NO_KEY", raising=False)
+    backend = ScriptedClient(lambda r: json.dumps({"echo": r.messages[-1]["content"], "schema": bool(r.json_schema),
+                                                   "max_tokens": r.max_tokens}))
+    with served(backend, "test-model", 2048, 64) as url:
+        models = httpx.get(f"{url}/models").json()
+        assert models["data"][0]["id"] == "test-model"
+        request = ChatRequest([{"role": "user", "content": "hello"}], json_schema={"type": "object"}, max_tokens=40)
+        response = openai_role(url).complete(request)
+    assert json.loads(response.text) == {"echo": "hello", "schema": True, "max_tokens": 40}
+    assert response.usage.prompt_tokens > 0 and response.finish_reason == "stop"
+    assert backend.requests[0].json_schema == {"type": "object"}
+
+
+def test_over_the_context_window_is_a_400_that_says_so():
+    backend = ScriptedClient(lambda r: "never")
+    with served(backend, "test-model", 100, 64) as url:
+        refused = httpx.post(f"{url}/chat/completions", json={
+            "model": "test-model", "max_tokens": 50, "messages": [{"role": "user", "content": "word " * 200}]})
+        streaming = httpx.post(f"{url}/chat/completions", json={
+            "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        garbage = httpx.post(f"{url}/chat/completions", content=b"not json")
+        with pytest.raises(LLMError, match=r"HTTP 400.*context window of 100"):
+            openai_role(url).complete(ChatRequest([{"role": "user", "content": "word " * 200}], max_tokens=50))
+    assert refused.status_code == 400 and "context window of 100 tokens" in refused.json()["error"]["message"]
+    assert streaming.status_code == 400 and "streaming" in streaming.json()["error"]["message"]
+    assert garbage.status_code == 400
+    assert backend.requests == []   # nothing refused ever reached the model
+
+
+@pytest.mark.llm
+def test_served_embedded_model_gives_the_embedded_backends_results(embedded_llm):
+    """Executor requests (JSON schema -> grammar) through `memskill serve` and the `openai` backend equal the
+    embedded backend's own answers, also when four callers send at once."""
+    from memskill_cli.data.spans import Span, SpanTurn
+    from memskill_cli.skills import SkillBank
+
+    executor = Executor(embedded_llm)
+    turns = [("Ana", "I moved to Lisbon last month."), ("Bob", "Nice! I adopted a dog called Rex."),
+             ("Ana", "I start a new job at a bakery on Monday."), ("Bob", "I sold my old car yesterday.")]
+    requests = []
+    for n, (who, text) in enumerate(turns):
+        line = f"{who}: {text}"
+        span = Span(span_id=f"s/{n}", trace_id="s", index=n, session_ids=["1"], turn_ids=[f"D1:{n}"],
+                    date_time="8 May 2023", text=line, n_tokens=12,
+                    turns=[SpanTurn(turn_id=f"D1:{n}", date_time="8 May 2023", line=line)])
+        requests.append(ChatRequest(executor.request(span, [], SkillBank.seed().skills).messages,
+                                    executor.request(span, [], SkillBank.seed().skills).json_schema, max_tokens=96,
+                                    temperature=0.0))
+    direct = [embedded_llm.complete(r).text for r in requests]
+    with served(embedded_llm, "test-model", 4096, 64) as url:
+        client = openai_role(url)
+        client.max_concurrency = 4
+        through = [r.text for r in client.map(requests, workers=4)]
+        assert openai_role(url).count_tokens("x") >= 1
+    assert through == direct and all(t.startswith('{"operations"') for t in direct)   # the grammar held
