@@ -37,7 +37,7 @@ from memskill_cli.export import read_export, write_export
 from memskill_cli.fileio import atomic_dir, read_json, write_json
 from memskill_cli.llm import LLMClient, RoleClient, UsageLedger, build_role_clients
 from memskill_cli.memory import MemoryBank, MemoryItem
-from memskill_cli.selectors import AllSkills, SkillSelector, check_top_k
+from memskill_cli.selectors import SkillSelector, check_top_k
 from memskill_cli.skills import SkillBank
 from memskill_cli.user_memory import UserMemory
 
@@ -154,7 +154,7 @@ class MemSkill:
         `controller` checkpoint, else `memory.selector`). The LLM roles and the encoder come from the settings,
         as in the CLI; `clients` (role -> LLMClient) replaces the executor's or answerer's backend."""
         settings = _settings(params)
-        memory = {k: str(v) for k, v in (("controller", controller),) if v is not None}
+        memory = {"controller": str(controller)} if controller is not None else {}
         if isinstance(skill_bank, (str, Path)):
             memory["skill_bank"] = str(skill_bank)
         if memory:
@@ -185,8 +185,7 @@ class MemSkill:
     def _selector(self) -> SkillSelector:
         k = self.settings.eval.skills_per_span
         selector = build_selector(self.settings, self.encoder, k)
-        if not isinstance(selector, AllSkills):
-            check_top_k(k, self.skill_bank, "eval.skills_per_span")
+        check_top_k(k, self.skill_bank, "eval.skills_per_span", selector)
         return selector
 
     def _client(self, role: str) -> LLMClient:

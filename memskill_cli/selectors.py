@@ -24,9 +24,11 @@ class SkillSelector(Protocol):
                bank: SkillBank) -> list[Skill]: ...
 
 
-def check_top_k(top_k: int, bank: SkillBank, setting: str) -> None:
+def check_top_k(top_k: int, bank: SkillBank, setting: str, selector: SkillSelector | None = None) -> None:
     """A selector must pick fewer skills than the bank holds, or it selects nothing: every span would get every
-    skill (say `memory.selector: all` to mean that)."""
+    skill (say `memory.selector: all` to mean that; `AllSkills` is exempt)."""
+    if isinstance(selector, AllSkills):
+        return
     if top_k >= len(bank.skills):
         raise ConfigError(f"{setting} is {top_k} but the skill bank holds {len(bank.skills)} skills: a selector "
                           f"must pick fewer, or it has no choice to make (set {setting} below "

@@ -22,17 +22,6 @@ from fastapi.responses import JSONResponse
 from memskill_cli.errors import LLMError
 from memskill_cli.llm.base import ChatRequest, LLMClient
 
-#: Template tokens per message around its content (role markers), for clients that only count text.
-MESSAGE_OVERHEAD_TOKENS = 8
-
-
-def prompt_tokens(client: LLMClient, messages: list[dict[str, str]]) -> int:
-    """The prompt's size as the model will see it: exact where the backend renders its chat template."""
-    exact = getattr(client, "prompt_tokens", None)
-    if callable(exact):
-        return int(exact(messages))
-    return sum(client.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
-
 
 def _schema(body: dict[str, Any]) -> dict[str, Any] | None:
     fmt = body.get("response_format") or {}
@@ -89,7 +78,7 @@ def create_app(client: LLMClient, model: str, n_ctx: int, default_max_tokens: in
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise HTTPException(400, "max_tokens must be a positive integer")
-        prompt = await run_in_threadpool(prompt_tokens, client, messages)
+        prompt = await run_in_threadpool(client.prompt_tokens, messages)
         if prompt + max_tokens > n_ctx:
             raise HTTPException(400, f"this request needs {prompt} prompt tokens + max_tokens {max_tokens} = "
                                      f"{prompt + max_tokens}, over the model's context window of {n_ctx} tokens")

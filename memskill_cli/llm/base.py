@@ -80,6 +80,10 @@ def parse_json(text: str, schema: dict[str, Any] | None = None) -> Any:
     return value
 
 
+#: Template tokens per chat message around its content (role markers), where a backend cannot count them.
+MESSAGE_OVERHEAD_TOKENS = 8
+
+
 class LLMClient(abc.ABC):
     """A backend. Subclasses implement `_complete`; `complete` times it and `map` fans it out."""
 
@@ -98,6 +102,11 @@ class LLMClient(abc.ABC):
         """Tokens of `text` for this model. Without the model's tokenizer: a conservative estimate (a token per
         3 bytes; English runs about 4 characters per token), so budgets hold."""
         return -(-len(text.encode("utf-8")) // 3)
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        """A chat's size as the model will read it; here the contents plus a few template tokens per message
+        (role markers). Backends that render the model's own chat template count it exactly."""
+        return sum(self.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         start = time.perf_counter()

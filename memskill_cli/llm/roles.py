@@ -52,6 +52,9 @@ class RoleClient(LLMClient):
     def count_tokens(self, text: str) -> int:
         return self.backend.count_tokens(text)
 
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        return self.backend.prompt_tokens(messages)
+
     def _with_role_defaults(self, request: ChatRequest) -> ChatRequest:
         """Fill in the role's limits so the backend (maybe shared with other roles) and the cache key see them."""
         return ChatRequest(

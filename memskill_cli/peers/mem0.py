@@ -9,7 +9,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import memskill_cli.peers  # noqa: F401  (turns Mem0's telemetry off before it is imported)
 from memskill_cli.data.schema import Trace
 
 
