@@ -3,11 +3,13 @@ model on the LoCoMo validation conversations, against raw retrieval of spans, at
 
 Prints, per executor model: truncated calls, verbatim copies, rejected operations, completion tokens, memories and
 seconds per span, executor minutes per conversation; evidence recall@k of memory vs raw-rag (within the answer
-budget, and of the top k without it); and, unless --no-answer, F1 of both on a seeded sample of questions with
-the same answerer, with the paired difference and its 95% bootstrap interval.
+budget, which every method fills, and of the top k without it; "whole bank": the most any retrieval could find);
+and, unless --no-answer, F1 of both on a seeded sample of questions with the same answerer, with the paired
+difference and its 95% bootstrap interval.
 
 Run: .venv/bin/python bench/bench_memory.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b]
-     [--conversations conv-47 conv-48] [--max-spans N] [--questions 80] [--no-answer] [--fresh]
+     [--conversations conv-47 conv-48] [--sessions N] [--max-spans N] [--span-tokens 256] [--questions 80] [--no-answer]
+     [--fresh]
 Reads ../shared/data/locomo. Built memories and LLM answers are cached under .cache/bench-memory, so a rerun
 costs nothing; delete that folder to measure time again.
 """
@@ -55,6 +57,8 @@ from memskill_cli.skills import SkillBank
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
 WORK = ROOT / ".cache/bench-memory"
+TOP_K = 20         # recall@k compares the top k memories with the top k spans
+FILL_K = 200       # at the answer budget, memories are retrieved until the budget is full, as spans are
 
 
 def recall_rows(ctx: EvalContext, queries: list, contexts: list[list[Passage]]) -> dict:
@@ -71,14 +75,17 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
                           cache=None if fresh_dir else ResponseCache(WORK / "llm.sqlite"), ledger=ledger)
     ctx = load_context(base, prepared, cache_dir, Components(encoder, {"executor": executor, "answerer": answerer},
                                                              ledger), memory_root=fresh_dir or WORK / "memories")
-    if args.max_spans:  # a quick look: the first spans of each conversation, and the questions they can answer
-        kept = {s.span_id for t in args.conversations for s, _ in ctx.cache.for_trace(t)[: args.max_spans]}
+    if args.sessions or args.max_spans:  # a quick look: the start of each conversation, and its questions
+        first = {t.trace_id: {s.session_id for s in t.sessions[: args.sessions or None]} for t in ctx.traces}
+        kept = {s.span_id for t in args.conversations for s, _ in ctx.cache.for_trace(t)[: args.max_spans]
+                if set(s.session_ids) <= first[t]}
         spans = [s for s in ctx.cache.spans if s.span_id in kept]
         turns = {t for s in spans for t in s.turn_ids}
         cache = replace(ctx.cache, spans=spans, span_vectors=np.stack(
             [v for s, v in zip(ctx.cache.spans, ctx.cache.span_vectors, strict=True) if s.span_id in kept]))
         queries = [q for q in ctx.queries if set(q.evidence) <= turns]
-        ctx = replace(ctx, cache=cache, queries=queries, cache_key=f"{ctx.cache_key}-first{args.max_spans}")
+        ctx = replace(ctx, cache=cache, queries=queries,
+                      cache_key=f"{ctx.cache_key}-first{args.sessions}-{args.max_spans}")
     traces = [t for t in ctx.traces if t.trace_id in args.conversations]
     start = time.perf_counter()
     memories = build_memories(ctx, "static-primitives", SkillBank.seed(), AllSkills(), traces)
@@ -86,11 +93,13 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     usage = ledger.role("executor")
     quality = memory_cost(memories)["total"]
     queries = [q for q in select_queries(ctx.queries, ctx.settings) if q.trace_id in args.conversations]
-    k = ctx.settings.eval.memories_per_question
+    k = TOP_K
     found = {q.query_id: retrieved_memories(ctx, memories[q.trace_id].bank, q) for q in queries}
+    whole_bank = {t: [Passage(i.id, i.content, i.source_turn_ids) for i in m.bank.items.values()]
+                  for t, m in memories.items()}
     memory_ctx = [fit(ctx, found[q.query_id]) for q in queries]
     rag_ctx = [raw_rag(ctx, q) for q in queries]
-    rag_top = [ranked_spans(ctx, q) for q in queries]
+    rag_top = [ranked_spans(ctx, q)[:k] for q in queries]
     spans = quality["executor_calls"]
     print(f"\n== executor {model} ({spans} spans, {len(queries)} questions, answer budget "
           f"{ctx.settings.eval.answer_context_tokens} tokens)")
@@ -102,8 +111,9 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
           f"{quality['memories_per_span']:.2f} ({quality['memories']} in all) | {seconds}")
     print(f"rejected operations: {quality['rejected_by_reason'] or 'none'}; parse failures {quality['parse_failures']}")
     for name, contexts in (("static-primitives (budget)", memory_ctx), ("raw-rag (budget)", rag_ctx),
-                           (f"static-primitives top {k}", [found[q.query_id] for q in queries]),
-                           (f"raw-rag top {k} spans", rag_top)):
+                           (f"static-primitives top {k}", [found[q.query_id][:k] for q in queries]),
+                           (f"raw-rag top {k} spans", rag_top),
+                           ("static-primitives whole bank", [whole_bank[q.trace_id] for q in queries])):
         r = recall_rows(ctx, queries, contexts)
         mean_tokens = statistics.fmean(sum(answerer.count_tokens(p.text) for p in c) for c in contexts)
         print(f"evidence recall  {name:28s} all {r['evidence_recall']:.3f}  any {r['evidence_recall_any']:.3f}  "
@@ -125,18 +135,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
     parser.add_argument("--conversations", nargs="+", default=["conv-47", "conv-48"])
+    parser.add_argument("--sessions", type=int, default=None, help="Only the first N sessions of each conversation.")
     parser.add_argument("--max-spans", type=int, default=None, help="Only the first N spans of each conversation.")
+    parser.add_argument("--span-tokens", type=int, default=SpanSettings().max_tokens, help="Span size in tokens.")
     parser.add_argument("--questions", type=int, default=80, help="Questions answered for F1 (seeded sample).")
     parser.add_argument("--no-answer", action="store_true", help="Answerer-free figures only.")
     parser.add_argument("--fresh", action="store_true", help="Build memories anew (no cached executor calls).")
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
-    settings = Settings(eval={"split": "validation", "judge": False}, spans={"max_tokens": 512},
-                        llm={"executor": {"max_tokens": 384}})
+    settings = Settings(eval={"split": "validation", "judge": False, "memories_per_question": FILL_K},
+                        spans={"max_tokens": args.span_tokens})
     encoder = Encoder()
     [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
-    info = build_cache(prepared.path, SpanSettings(max_tokens=512), settings.embedding, WORK / "cache", encoder)
+    info = build_cache(prepared.path, settings.spans, settings.embedding, WORK / "cache", encoder)
     answer_role = settings.llm.answerer
     answerer = RoleClient("answerer", create_backend(answer_role), default_max_tokens=answer_role.max_tokens,
                           cache=ResponseCache(WORK / "llm.sqlite"), ledger=UsageLedger())

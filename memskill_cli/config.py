@@ -66,7 +66,8 @@ class LLMRoleSettings(Section):
 
 class LLMSettings(Section):
     # The same limits as params.yaml, so the library's defaults build what the pipeline builds.
-    executor: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=384))
+    executor: LLMRoleSettings = Field(  # models.DEFAULT_EXECUTOR_MODEL (not imported: config comes first)
+        default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=640))
     designer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=1024))
     answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=48))
     judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=96))
@@ -121,7 +122,8 @@ class EvalSettings(Section):
     methods: list[str] = Field(default_factory=lambda: ["memskill", "no-memory", "static-primitives"])
     skills_per_span: int = Field(3, ge=1, description=(
         "Skills the selector picks per span at evaluation; fewer than the bank holds, so the choice matters."))
-    memories_per_question: int = Field(20, ge=1, description="Memories retrieved to answer a question.")
+    memories_per_question: int = Field(100, ge=1, description=(
+        "Most memories retrieved to answer a question; answer_context_tokens decides how many are shown."))
     judge: bool = Field(True, description="Also score answers with the LLM judge.")
     answer_context_tokens: int = Field(2000, ge=64, description=(
         "Answer budget every method fills (memories, retrieved spans, history), counted with the answerer's "

@@ -26,10 +26,10 @@ from memskill_cli.skills import ACTIONS, Skill
 SYSTEM = (
     "You keep the long-term memory of an assistant as a list of short facts about people. You read a new "
     "excerpt of a conversation, whose turns are numbered T1, T2, ..., and write memory operations as JSON.\n"
-    "Each fact has two parts: `person`, the name of the person it is about, and `fact`, what is true of them, "
-    "written in your own words and starting with a verb in the third person. Say when it happened where the "
-    "excerpt tells (resolve relative dates against the turn's date). Skip greetings, questions and small "
-    "talk. Each INSERT or UPDATE lists the numbers of the turns it comes from."
+    "Each fact is one short sentence in the third person that names the person it is about: what they did, "
+    "plan, own or like, their work, family, pets and places, with the date resolved against the turn's date. "
+    "Write it in your own words: never copy a turn, never repeat a fact. Leave out greetings, questions and "
+    "small talk. Each INSERT or UPDATE lists the numbers of the turns it comes from."
 )
 USER_TEMPLATE = (
     "Skills to apply:\n{skills}\n\n"
@@ -39,23 +39,38 @@ USER_TEMPLATE = (
     "Facts from this excerpt as memory operations:"
 )
 OPERATION_FORMATS = {
-    "INSERT": '{"action": "INSERT", "turns": [<T numbers>], "person": "<name>", "fact": "<verb ...>"}',
-    "UPDATE": '{"action": "UPDATE", "ref": <M number>, "turns": [<T numbers>], "person": "<name>", '
-              '"fact": "<verb ...>"}',
+    "INSERT": '{"action": "INSERT", "turns": [<T numbers>], "fact": "<Name ...>"}',
+    "UPDATE": '{"action": "UPDATE", "ref": <M number>, "turns": [<T numbers>], "fact": "<Name ...>"}',
     "DELETE": '{"action": "DELETE", "ref": <M number>}',
     "NOOP": '{"action": "NOOP"}',
 }
-NAME_CHARS = 40              # most characters in a person's name
-FACT_CHARS = 150             # most characters in a fact (the grammar enforces both)
-CONTENT_CHARS = NAME_CHARS + 1 + FACT_CHARS  # a memory is "<person> <fact>"
-# The grammar enforces these: a fact starts with a lowercase word (the verb after the name), and a name has no
-# colon, so "Name: what they said" cannot pass as a memory. (A small model may still copy a turn's words after
-# the name; the verbatim-copy rate measures that.)
-FACT_PATTERN = rf"^[a-z][^\n]{{2,{FACT_CHARS - 1}}}$"
-NAME_PATTERN = rf"^[A-Z][^\n:]{{0,{NAME_CHARS - 1}}}$"
+# A worked example, shown as an earlier exchange: small models copy turns unless they see facts written from
+# them. Its people and events are made up and far from any benchmark; a memory that repeats one is rejected.
+EXAMPLE_SKILLS = "### insert\nINSERT each new fact.\n\n### update\nUPDATE a memory the excerpt changes."
+EXAMPLE_MEMORIES = "M1 Maria lives in Boston."
+EXAMPLE_SPAN = (
+    "Date: 3:10 pm on 2 June, 2021\n"
+    "T1 Maria: Hi Tom! How was your week?\n"
+    "T2 Tom: Busy! I started a pottery class on Monday, my sister Ana got me into it.\n"
+    "T3 Maria: Fun! I moved to Denver last month and adopted a cat there, her name is Luna.\n"
+    "T4 Tom: Aww, congrats!"
+)
+EXAMPLE_OPERATIONS = [
+    {"action": "INSERT", "turns": [2], "fact": "Tom started a pottery class on 31 May 2021."},
+    {"action": "INSERT", "turns": [2], "fact": "Tom's sister Ana got him into pottery."},
+    {"action": "UPDATE", "ref": 1, "turns": [3], "fact": "Maria moved from Boston to Denver in May 2021."},
+    {"action": "INSERT", "turns": [3], "fact": "Maria adopted a cat named Luna in Denver."},
+]
+EXAMPLE_FACTS = [op["fact"] for op in EXAMPLE_OPERATIONS]
+FACT_CHARS = 120             # most characters in a fact (the grammar enforces it)
+CONTENT_CHARS = FACT_CHARS   # a memory is its fact
+# The grammar enforces this: a fact starts with a capital (the person's name) and has no colon in its first 24
+# characters, so "Name: what they said" cannot pass as a memory. (A small model may still copy a turn's words;
+# the verbatim-copy rate measures that.)
+FACT_PATTERN = rf"^[A-Z][^\n:]{{23}}[^\n]{{0,{FACT_CHARS - 24}}}$"
 MAX_CITED_TURNS = 3          # most turns one operation cites
-MAX_OPERATIONS = 6           # most operations in one response, whatever the token budget
-OPERATION_TOKENS = 40 + -(-CONTENT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
+MAX_OPERATIONS = 8           # most operations in one response, whatever the token budget
+OPERATION_TOKENS = 36 + -(-CONTENT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
 
 
 def max_operations(max_tokens: int | None) -> int:
@@ -69,11 +84,10 @@ def operations_schema(allowed: list[str], n_turns: int, n_memories: int, limit: 
     """One JSON schema variant per allowed action; turn and memory numbers are enums of what was shown."""
     turns = {"type": "array", "items": {"type": "integer", "enum": list(range(1, n_turns + 1))},
              "minItems": 1, "maxItems": MAX_CITED_TURNS}
-    person = {"type": "string", "minLength": 1, "maxLength": NAME_CHARS, "pattern": NAME_PATTERN}
-    fact = {"type": "string", "minLength": 3, "maxLength": FACT_CHARS, "pattern": FACT_PATTERN}
+    fact = {"type": "string", "minLength": 24, "maxLength": FACT_CHARS, "pattern": FACT_PATTERN}
     ref = {"type": "integer", "enum": list(range(1, n_memories + 1))}
-    fields = {"INSERT": {"turns": turns, "person": person, "fact": fact},
-              "UPDATE": {"ref": ref, "turns": turns, "person": person, "fact": fact},
+    fields = {"INSERT": {"turns": turns, "fact": fact},
+              "UPDATE": {"ref": ref, "turns": turns, "fact": fact},
               "DELETE": {"ref": ref}, "NOOP": {}}
     variants = [
         {"type": "object", "properties": {"action": {"const": action}, **fields[action]},
@@ -140,7 +154,11 @@ def render_prompt(turns: list[list[SpanTurn]], memories: list[MemoryItem], skill
     formats = "\n".join(OPERATION_FORMATS[a] for a in allowed if memories or a not in ("UPDATE", "DELETE"))
     user = USER_TEMPLATE.format(skills=skill_text, memories=memory_text, span=render_span(turns),
                                 max_operations=limit, formats=formats)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    example = USER_TEMPLATE.format(skills=EXAMPLE_SKILLS, memories=EXAMPLE_MEMORIES, span=EXAMPLE_SPAN,
+                                   max_operations=limit, formats="\n".join(OPERATION_FORMATS.values()))
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": example},
+            {"role": "assistant", "content": json.dumps({"operations": EXAMPLE_OPERATIONS})},
+            {"role": "user", "content": user}]
 
 
 def allowed_actions(skills: list[Skill]) -> list[str]:
@@ -150,8 +168,9 @@ def allowed_actions(skills: list[Skill]) -> list[str]:
 
 def prompt_hash() -> str:
     """The prompt text and output schema themselves, so an edited prompt never reuses memories built with the old."""
-    return stable_hash([SYSTEM, USER_TEMPLATE, OPERATION_FORMATS, NAME_CHARS, FACT_CHARS, FACT_PATTERN,
-                        NAME_PATTERN, MAX_CITED_TURNS, MAX_OPERATIONS, OPERATION_TOKENS])
+    return stable_hash([SYSTEM, USER_TEMPLATE, OPERATION_FORMATS, EXAMPLE_SKILLS, EXAMPLE_MEMORIES, EXAMPLE_SPAN,
+                        EXAMPLE_OPERATIONS, FACT_CHARS, FACT_PATTERN, MAX_CITED_TURNS, MAX_OPERATIONS,
+                        OPERATION_TOKENS])
 
 
 class Executor:
@@ -243,12 +262,11 @@ def parse_operations(text: str) -> list[dict[str, Any]]:
 
 
 def memory_text(op: dict[str, Any]) -> str | None:
-    """A written memory: "<person> <fact>" (or a plain `content`, from backends without a grammar)."""
-    person, fact, content = op.get("person"), op.get("fact"), op.get("content")
-    if isinstance(person, str) and isinstance(fact, str) and person.strip() and fact.strip():
-        return f"{person.strip()} {fact.strip()}"
-    if isinstance(content, str) and content.strip():
-        return content.strip()
+    """A written memory: its `fact` (or a plain `content`, from backends without a grammar)."""
+    for key in ("fact", "content"):
+        value = op.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
     return None
 
 
@@ -293,6 +311,9 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
                 continue
             if len(content) > CONTENT_CHARS:
                 reject(op, "too_long")
+                continue
+            if is_verbatim_copy(content, EXAMPLE_FACTS):
+                reject(op, "example_copy")
                 continue
             cited = _cited_turns(op, turns)
             if cited is None:

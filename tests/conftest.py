@@ -31,6 +31,13 @@ def cli_in(tmp_path: Path, **overrides: dict) -> list[str]:
     return [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
 
 
+def small_executor() -> dict:
+    """An `llm` override that runs the executor on the 0.5B: for tests of mechanics (checkpoints, bank versions,
+    games), not of memory quality, which run the default 1.5B. Keeps the suite well under 30 minutes."""
+    executor = yaml.safe_load((REPO / "params.yaml").read_text())["llm"]["executor"]
+    return {"executor": {**executor, "model": "qwen2.5-coder-0.5b"}}
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from memskill_cli.embeddings import Encoder

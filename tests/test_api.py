@@ -29,15 +29,14 @@ from tests.scripted import ScriptedClient
 def fact_executor(request):
     """One memory per turn, and an UPDATE of the first memory shown when there is one: the output depends on what
     memory the span sees, so the order and content of earlier adds matter."""
-    prompt = request.messages[1]["content"]
+    prompt = request.messages[-1]["content"]
     span = prompt.split("New excerpt:\n", 1)[1]
-    operations = [{"action": "INSERT", "turns": [int(m.group(1))], "person": m.group(2),
-                   "fact": f"said {m.group(3)[:120]}"}
+    operations = [{"action": "INSERT", "turns": [int(m.group(1))], "fact": f"{m.group(2)} said {m.group(3)}"[:120]}
                   for m in (re.match(r"T(\d+) ([^:]+): (.*)", line) for line in span.splitlines()) if m]
     shown = re.search(r"^M1 (.*)$", prompt, re.MULTILINE)
     if shown and operations:
-        operations.append({"action": "UPDATE", "ref": 1, "turns": [1], "person": shown.group(1).split()[0],
-                           "fact": "is mentioned again"})
+        operations.append({"action": "UPDATE", "ref": 1, "turns": [1],
+                           "fact": f"{shown.group(1).split()[0]} is mentioned again"})
     return json.dumps({"operations": operations})
 
 
@@ -243,7 +242,7 @@ def test_memory_commands_in_the_shell(tmp_path):
         prompt = body["messages"][-1]["content"]
         if "New excerpt" in prompt:
             return completion(json.dumps({"operations": [
-                {"action": "INSERT", "turns": [1], "person": "Ana", "fact": "moved to Lisbon last month"}]}))
+                {"action": "INSERT", "turns": [1], "fact": "Ana moved to Lisbon last month"}]}))
         return completion("Lisbon")
 
     with FakeOpenAIServer(behaviour) as server:

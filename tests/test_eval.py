@@ -20,7 +20,7 @@ from tests.scripted import ScriptedClient
 
 def executor_script(request):
     """Insert every turn of the span as a memory citing it (what a perfect copier would do)."""
-    span = request.messages[1]["content"].split("New excerpt:\n", 1)[1].split("\n\nWrite at most", 1)[0]
+    span = request.messages[-1]["content"].split("New excerpt:\n", 1)[1].split("\n\nWrite at most", 1)[0]
     turns = [re.match(r"T(\d+) (.*)", line) for line in span.splitlines()]
     return json.dumps({"operations": [{"action": "INSERT", "turns": [int(t.group(1))], "content": t.group(2)[:200]}
                                       for t in turns if t]})

@@ -17,7 +17,7 @@ from memskill_cli.evolution.loop import evolve
 from memskill_cli.learning import source_turns
 from memskill_cli.llm import RoleClient, UsageLedger
 from memskill_cli.skills import SkillBank
-from tests.conftest import REPO, cli_in
+from tests.conftest import REPO, cli_in, small_executor
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
 
@@ -144,7 +144,7 @@ def test_a_version_replaces_the_best_only_on_a_significant_paired_gain(tmp_path)
 
 def forgetful_executor(request):
     """Stores nothing when the harmful skill is among the selected ones: a bank that gets worse."""
-    if "### forget-everything" in request.messages[1]["content"]:
+    if "### forget-everything" in request.messages[-1]["content"]:
         return '{"operations": [{"action": "NOOP"}]}'
     return executor_script(request)
 
@@ -209,7 +209,7 @@ def test_history_cases_feed_the_buffer(tmp_path):
 
 @pytest.mark.llm
 def test_real_evolve_produces_a_valid_bank_version(tmp_path):
-    cli = cli_in(tmp_path, eval={"max_queries": 5})
+    cli = cli_in(tmp_path, eval={"max_queries": 5}, llm=small_executor())
     train_dir = tmp_path / "artifacts/train/sample"
     train_dir.mkdir(parents=True)
     cases = [{"query_id": f"sample-01/q00{i}", "question": q, "gold": [g], "category": "single-hop",

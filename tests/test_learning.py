@@ -52,7 +52,7 @@ BANK = SkillBank(skills=[
 
 def kind_executor(request):
     """Stores the excerpt's turns only when the one skill for its kind was selected; otherwise nothing."""
-    prompt = request.messages[1]["content"]
+    prompt = request.messages[-1]["content"]
     span = prompt.split("New excerpt:\n", 1)[1]
     kind = "pets" if any(p in span for p in PETS) else "jobs"
     if f"### {kind}\n" not in prompt:

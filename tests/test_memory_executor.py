@@ -77,12 +77,14 @@ def test_hostile_output_is_rejected_and_counted_never_applied():
               '{"action": "EXPLODE"}, "not an object",'
               '{"action": "INSERT", "turns": [1], "content": "  "},'
               '{"action": "INSERT", "turns": [1], "content": "Ann lives in Bergen."},'
+              '{"action": "INSERT", "turns": [1], "fact": "Tom started a pottery class on 31 May 2021."},'
+              '{"action": "INSERT", "turns": [9], "content": "Ann has a dog."},'
               '{"action": "INSERT", "turns": [1], "content": "Ann sold her car."}]}\n```\nHope this helps!')
     record, executor = run(output, INSERT_ONLY, bank)
-    assert executor.limit == 6  # the seventh operation is over the limit: rejected with that reason, not dropped
+    assert executor.limit == 8  # the ninth operation is over the limit: rejected with that reason, not dropped
     reasons = [r["reason"] for r in record.rejected]
     assert reasons == ["disallowed_action", "disallowed_action", "malformed", "malformed", "malformed", "duplicate",
-                       "over_limit"]
+                       "example_copy", "unknown_turn", "over_limit"]
     assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen."]
 
 
@@ -129,15 +131,15 @@ def test_prompt_shows_local_numbers_and_schema_limits_actions():
     bank = make_bank("Ann lives in Bergen.")
     _, executor = run('{"operations": []}', INSERT_ONLY, bank)
     request = executor.client.requests[0]
-    prompt = request.messages[1]["content"]
+    prompt = request.messages[-1]["content"]
     assert "M1 Ann lives in Bergen." in prompt and "T1 Ann: I moved to Oslo" in prompt and "T2 Bo: Wow!" in prompt
     assert "Date: 1 May 2024" in prompt
     assert "m1" not in prompt and "S1:1" not in prompt  # real ids never reach the LLM
-    assert request.json_schema == operations_schema(["INSERT", "NOOP"], n_turns=2, n_memories=1, limit=6)
+    assert request.json_schema == operations_schema(["INSERT", "NOOP"], n_turns=2, n_memories=1, limit=8)
     [insert, _] = request.json_schema["properties"]["operations"]["items"]["anyOf"]
     assert insert["properties"]["turns"]["items"]["enum"] == [1, 2]  # the grammar allows only shown turns
-    assert insert["properties"]["fact"]["maxLength"] == 150 and insert["properties"]["person"]["maxLength"] == 40
-    assert insert["required"] == ["action", "turns", "person", "fact"]
+    assert insert["properties"]["fact"]["maxLength"] == 120
+    assert insert["required"] == ["action", "turns", "fact"]
 
 
 def test_a_cut_off_response_applies_only_complete_operations():
@@ -221,3 +223,23 @@ def test_skill_bank_roundtrip_validate_and_diff(tmp_path):
     (tmp_path / "dup.yaml").write_text(seed.to_yaml().replace("name: update", "name: insert"))
     with pytest.raises(DataError, match="duplicate skill names"):
         SkillBank.load(tmp_path / "dup.yaml")
+
+
+def test_the_worked_example_obeys_the_grammar_and_precedes_the_span():
+    """The example exchange must itself pass the schema the model is held to (or it teaches a format the grammar
+    forbids), and the real excerpt comes last."""
+    import jsonschema
+
+    from memskill_cli.executor import EXAMPLE_OPERATIONS, EXAMPLE_SPAN
+
+    schema = operations_schema(["INSERT", "UPDATE", "DELETE", "NOOP"], n_turns=EXAMPLE_SPAN.count("\nT"),
+                               n_memories=1, limit=8)
+    jsonschema.validate({"operations": EXAMPLE_OPERATIONS}, schema)
+    with pytest.raises(jsonschema.ValidationError):  # "Name: words" is not a fact
+        transcript = {"action": "INSERT", "turns": [1], "fact": "Ann: I moved to Oslo with my two dogs."}
+        jsonschema.validate({"operations": [transcript]}, schema)
+    bank = make_bank("Ann lives in Bergen.")
+    _, executor = run('{"operations": []}', ALL, bank)
+    roles = [m["role"] for m in executor.client.requests[0].messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert "T1 Ann: I moved to Oslo" in executor.client.requests[0].messages[-1]["content"]

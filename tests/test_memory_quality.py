@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from memskill_cli.components import Components
-from memskill_cli.config import EmbeddingSettings, LLMRoleSettings, PrepareSettings, Settings, SpanSettings
+from memskill_cli.config import EmbeddingSettings, LLMSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.data.cache import SpanCache, build_cache
 from memskill_cli.data.prepare import prepare
 from memskill_cli.errors import ConfigError
@@ -84,7 +84,7 @@ def test_quality_figures_and_evidence_recall():
 def test_the_embedded_executor_on_a_real_span_writes_complete_cited_facts(locomo, encoder):
     _, info = locomo
     span = SpanCache.load(info.path).for_trace("conv-47")[3][0]
-    role = LLMRoleSettings(max_tokens=384, n_ctx=4096)
+    role = LLMSettings().executor.model_copy(update={"n_ctx": 4096})  # the default executor model and limits
     from memskill_cli.llm import create_backend
 
     executor = Executor(RoleClient("executor", create_backend(role), default_max_tokens=role.max_tokens))

