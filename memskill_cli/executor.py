@@ -2,7 +2,8 @@
 
 Built for small models. The span's turns are shown as T1..Tn with their session date and memories as M1..Mn
 (never their real ids), so the model can neither invent ids nor lose track of dates; every INSERT and UPDATE
-cites the turns it draws on, and the memory keeps those turn ids as provenance. The output budget and the
+cites the turns it draws on, and the memory keeps those turn ids as provenance. A worked example (made-up people)
+comes first, because small models copy turns unless they see facts written from them. The output budget and the
 JSON schema agree: a bounded number of operations with bounded content (the grammar enforces both), so a full
 answer fits in the role's `max_tokens`. A response cut off at the token limit is detected: its complete
 operations are applied and the incomplete one is discarded and counted (`truncated`), never half-applied.
