@@ -93,13 +93,12 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     usage = ledger.role("executor")
     quality = memory_cost(memories)["total"]
     queries = [q for q in select_queries(ctx.queries, ctx.settings) if q.trace_id in args.conversations]
-    k = TOP_K
     found = {q.query_id: retrieved_memories(ctx, memories[q.trace_id].bank, q) for q in queries}
     whole_bank = {t: [Passage(i.id, i.content, i.source_turn_ids) for i in m.bank.items.values()]
                   for t, m in memories.items()}
     memory_ctx = [fit(ctx, found[q.query_id]) for q in queries]
     rag_ctx = [raw_rag(ctx, q) for q in queries]
-    rag_top = [ranked_spans(ctx, q)[:k] for q in queries]
+    rag_top = [ranked_spans(ctx, q)[:TOP_K] for q in queries]
     spans = quality["executor_calls"]
     print(f"\n== executor {model} ({spans} spans, {len(queries)} questions, answer budget "
           f"{ctx.settings.eval.answer_context_tokens} tokens)")
@@ -111,8 +110,8 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
           f"{quality['memories_per_span']:.2f} ({quality['memories']} in all) | {seconds}")
     print(f"rejected operations: {quality['rejected_by_reason'] or 'none'}; parse failures {quality['parse_failures']}")
     for name, contexts in (("static-primitives (budget)", memory_ctx), ("raw-rag (budget)", rag_ctx),
-                           (f"static-primitives top {k}", [found[q.query_id][:k] for q in queries]),
-                           (f"raw-rag top {k} spans", rag_top),
+                           (f"static-primitives top {TOP_K}", [found[q.query_id][:TOP_K] for q in queries]),
+                           (f"raw-rag top {TOP_K} spans", rag_top),
                            ("static-primitives whole bank", [whole_bank[q.trace_id] for q in queries])):
         r = recall_rows(ctx, queries, contexts)
         mean_tokens = statistics.fmean(sum(answerer.count_tokens(p.text) for p in c) for c in contexts)

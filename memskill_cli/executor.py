@@ -63,15 +63,15 @@ EXAMPLE_OPERATIONS = [
     {"action": "INSERT", "turns": [3], "fact": "Maria adopted a cat named Luna in Denver."},
 ]
 EXAMPLE_FACTS = [op["fact"] for op in EXAMPLE_OPERATIONS]
-FACT_CHARS = 120             # most characters in a fact (the grammar enforces it)
-CONTENT_CHARS = FACT_CHARS   # a memory is its fact
-# The grammar enforces this: a fact starts with a capital (the person's name) and has no colon in its first 24
-# characters, so "Name: what they said" cannot pass as a memory. (A small model may still copy a turn's words;
-# the verbatim-copy rate measures that.)
-FACT_PATTERN = rf"^[A-Z][^\n:]{{23}}[^\n]{{0,{FACT_CHARS - 24}}}$"
+FACT_CHARS = 120             # most characters in a fact, and so in a memory (the grammar enforces it)
+HEAD_CHARS = 24              # a fact's opening, where no colon may stand (and its shortest length)
+# The grammar enforces this: a fact starts with a capital (the person's name) and has no colon in its first
+# HEAD_CHARS characters, so "Name: what they said" cannot pass as a memory. (A small model may still copy a turn's
+# words; the verbatim-copy rate measures that.)
+FACT_PATTERN = rf"^[A-Z][^\n:]{{{HEAD_CHARS - 1}}}[^\n]{{0,{FACT_CHARS - HEAD_CHARS}}}$"
 MAX_CITED_TURNS = 3          # most turns one operation cites
 MAX_OPERATIONS = 8           # most operations in one response, whatever the token budget
-OPERATION_TOKENS = 36 + -(-CONTENT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
+OPERATION_TOKENS = 36 + -(-FACT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
 
 
 def max_operations(max_tokens: int | None) -> int:
@@ -85,7 +85,7 @@ def operations_schema(allowed: list[str], n_turns: int, n_memories: int, limit: 
     """One JSON schema variant per allowed action; turn and memory numbers are enums of what was shown."""
     turns = {"type": "array", "items": {"type": "integer", "enum": list(range(1, n_turns + 1))},
              "minItems": 1, "maxItems": MAX_CITED_TURNS}
-    fact = {"type": "string", "minLength": 24, "maxLength": FACT_CHARS, "pattern": FACT_PATTERN}
+    fact = {"type": "string", "minLength": HEAD_CHARS, "maxLength": FACT_CHARS, "pattern": FACT_PATTERN}
     ref = {"type": "integer", "enum": list(range(1, n_memories + 1))}
     fields = {"INSERT": {"turns": turns, "fact": fact},
               "UPDATE": {"ref": ref, "turns": turns, "fact": fact},
@@ -310,7 +310,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             if content is None:
                 reject(op, "malformed")
                 continue
-            if len(content) > CONTENT_CHARS:
+            if len(content) > FACT_CHARS:
                 reject(op, "too_long")
                 continue
             if is_verbatim_copy(content, EXAMPLE_FACTS):

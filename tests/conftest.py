@@ -34,8 +34,10 @@ def cli_in(tmp_path: Path, **overrides: dict) -> list[str]:
 def small_executor() -> dict:
     """An `llm` override that runs the executor on the 0.5B: for tests of mechanics (checkpoints, bank versions,
     games), not of memory quality, which run the default 1.5B. Keeps the suite well under 30 minutes."""
+    from memskill_cli.llm.models import DEFAULT_MODEL
+
     executor = yaml.safe_load((REPO / "params.yaml").read_text())["llm"]["executor"]
-    return {"executor": {**executor, "model": "qwen2.5-coder-0.5b"}}
+    return {"executor": {**executor, "model": DEFAULT_MODEL}}
 
 
 @pytest.fixture(scope="session")

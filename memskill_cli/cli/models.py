@@ -20,10 +20,10 @@ def list_models(ctx: typer.Context) -> None:
     table = Table(title="Embedded models")
     for column in ("name", "description", "parts installed", "assembled"):
         table.add_column(column)
+    default = {registry.DEFAULT_MODEL: " (default)", registry.DEFAULT_EXECUTOR_MODEL: " (default executor)"}
     for model in registry.REGISTRY.values():
         missing = registry.missing_parts(model)
         path = registry.model_path(model)
-        default = {registry.DEFAULT_MODEL: " (default)", registry.DEFAULT_EXECUTOR_MODEL: " (default executor)"}
         table.add_row(model.name + default.get(model.name, ""),
                       model.description, f"{model.parts - len(missing)}/{model.parts}",
                       str(path) if path.exists() else "no")
