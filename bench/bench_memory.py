@@ -103,8 +103,8 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     print(f"\n== executor {model} ({spans} spans, {len(queries)} questions, answer budget "
           f"{ctx.settings.eval.answer_context_tokens} tokens)")
     fresh = usage.calls - usage.cache_hits
-    seconds = f"{usage.latency_s / fresh:.1f} s/span, {wall / 60 / len(traces):.1f} min per conversation" \
-        if fresh else "timing: cached (delete .cache/bench-memory to measure)"
+    seconds = (f"{usage.latency_s / fresh:.1f} s/span, {wall / 60 / len(traces):.1f} min per conversation "
+               "(of what was built)") if fresh else "timing: cached (delete .cache/bench-memory to measure)"
     print(f"truncated {quality['truncation_rate']:.1%} | verbatim copies {quality['verbatim_copy_rate'] or 0:.1%} | "
           f"completion tokens/span {quality['completion_tokens_per_span']:.0f} | memories/span "
           f"{quality['memories_per_span']:.2f} ({quality['memories']} in all) | {seconds}")

@@ -3,15 +3,16 @@ and whether the learned selection beats the alternatives at the same K.
 
 1. Trains the controller for `--updates` PPO updates on LoCoMo's training conversations (episodes are one-session
    windows with every question whose evidence lies in them) and prints seconds per update (episodes, PPO) and
-   the reward per update. The checkpoint is kept under .cache/bench-selection, and a rerun continues it.
+   the reward per update. The checkpoint is kept, and a rerun continues it.
 2. On the validation conversations' session windows (`--windows` of them, seeded), builds each window's memory
    with the trained controller, the similarity selector and random-K at the same K from the same bank, and
    prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?) and F1 with the
    same answerer, with the paired difference of the controller against each and its 95% bootstrap interval.
 
 Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3] [--lr X]
-     [--bank PATH (an evolved bank; default: the seed bank)]
-Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew).
+     [--reward f1|evidence] [--bank PATH (an evolved bank; default: the seed bank)]
+Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew); the
+checkpoint under .cache/bench-selection/train-<reward> (a rerun continues it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=12, help="Validation windows compared (seeded sample).")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--lr", type=float, default=None, help="PPO learning rate (default: train.ppo's).")
+    parser.add_argument("--reward", choices=["f1", "evidence"], default="f1", help="The training reward.")
     parser.add_argument("--bank", type=Path, default=None, help="Skill bank YAML (default: the seed bank).")
     args = parser.parse_args()
     if not SOURCE.exists():
@@ -69,7 +71,7 @@ def main() -> None:
     settings = Settings(memory={"skill_bank": str(args.bank) if args.bank else None},
                         llm={"cache_path": str(WORK / "llm.sqlite")},
                         train={"updates": args.updates, "episodes_per_update": args.episodes,
-                               "skills_per_span": args.top_k, "window_sessions": 1,
+                               "skills_per_span": args.top_k, "window_sessions": 1, "reward": args.reward,
                                **({"ppo": {"learning_rate": args.lr}} if args.lr else {})},
                         eval={"skills_per_span": args.top_k})
     encoder, ledger = Encoder(), UsageLedger()
@@ -81,7 +83,7 @@ def main() -> None:
     print(f"== training on LoCoMo: {len(trainer.env.episodes)} one-session windows, {args.episodes} per update, "
           f"K={args.top_k} of {len(bank.skills)} skills (executor {settings.llm.executor.model})")
     start = time.perf_counter()
-    before = train(settings, trainer, WORK / "train", ledger, resume=True)["resumed_from"] or 0
+    before = train(settings, trainer, WORK / f"train-{args.reward}", ledger, resume=True)["resumed_from"] or 0
     for record in trainer.history[before:]:
         calls = sum(e["executor_calls"] for e in record["episodes"])
         questions = sum(len(e["cases"]) for e in record["episodes"])
@@ -89,7 +91,7 @@ def main() -> None:
               f"(episodes {record['episodes_seconds']:.0f} s for {calls} executor calls and {questions} questions, "
               f"PPO {record['ppo_seconds']:.2f} s), reward {record['reward_mean']:.3f}")
     if trainer.update == before:
-        print("(all updates were already done: delete .cache/bench-selection/train to time them)")
+        print("(all updates were already done: delete the checkpoint folder to time them)")
     else:
         print(f"seconds per update: {(time.perf_counter() - start) / (trainer.update - before):.0f}")
 
@@ -99,7 +101,7 @@ def main() -> None:
     validation = select_queries(ctx.queries, scoring)
     windows = list(make_windows(validation, ctx.cache, 1, None, 0).values())
     windows = random.Random(0).sample(windows, min(args.windows, len(windows)))
-    controller, identity, trained_on = load_controller(WORK / "train/checkpoint")
+    controller, identity, trained_on = load_controller(WORK / f"train-{args.reward}/checkpoint")
     selectors = {"controller": ControllerSelector(controller, encoder.encode, args.top_k, identity, trained_on,
                                                   settings.train.new_skill_floor),
                  "similarity": SimilarityTopK(encoder.encode, args.top_k), "random": RandomK(args.top_k, 0)}

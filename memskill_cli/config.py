@@ -111,7 +111,7 @@ class MemorySettings(Section):
     selector: Literal["similarity", "all", "random"] = Field(
         "similarity", description="Skill selector when no trained controller is given.")
     memories_shown_to_executor: int = Field(
-        10, ge=0, description="Related memories retrieved for a span and shown to the executor (by number).")
+        3, ge=0, description="Related memories retrieved for a span and shown to the executor (by number).")
     workers: int = Field(1, ge=1, description="Traces built in parallel (spans stay sequential).")
     controller: str | None = Field(None, description="Trained controller checkpoint; else `selector` is used.")
     cache_dir: str = Field(".cache/memories", description="Built memories, keyed by all that shapes them.")
@@ -159,6 +159,10 @@ class TrainSettings(Section):
     new_skill_floor: float = Field(0.3, ge=0, lt=1, description="Probability floor of new/refined skills.")
     floor_decay_updates: int = Field(5, ge=0, description="Updates over which that floor decays to nothing.")
     evolve_every: int = Field(0, ge=0, description="Run an evolution cycle every N updates (0: never).")
+    reward: Literal["f1", "evidence"] = Field("f1", description=(
+        "What an episode's questions score: `f1` answers each from the memory (the paper's reward); `evidence` "
+        "is the share of each question's evidence turns cited by the memories in its answer budget (no answerer "
+        "call: cheaper and less noisy, where questions cite evidence turns)."))
     shaping_penalty: float = Field(0.0, ge=0, description=(
         "Reward shaping, off at 0: subtract this times the share of executor calls whose output was "
         "unreadable or had rejected operations, so the policy learns to avoid skill sets that confuse it."))

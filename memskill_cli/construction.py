@@ -50,7 +50,7 @@ def extend_memory(
         shown = [item for item, _ in bank.search(vector, executor.memory_top_k)]  # for selector and executor
         memory_vectors = (np.stack([bank.vectors[item.id] for item in shown]) if shown
                           else np.zeros((0, bank.dim), np.float32))
-        skills = selector.select(span, vector, memory_vectors, skill_bank)
+        skills = skill_bank.in_bank_order(selector.select(span, vector, memory_vectors, skill_bank))
         records.append(executor.process(span, shown, bank, skills, step))
         if on_span:
             on_span()

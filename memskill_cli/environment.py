@@ -1,5 +1,6 @@
 """The real training environment: an episode builds memory with the controller's skill choices, then answers
-questions from it; the mean F1 is the reward.
+questions from it; the mean F1 is the reward (or, with `reward="evidence"`, the mean share of each question's
+evidence turns that the memories in its answer budget cite: no answerer call, and less noisy).
 
 Where questions cite their evidence turns (LoCoMo, LongMemEval), an episode is a window of consecutive
 sessions of a training trace with every question whose evidence lies inside it: a few executor calls, and a
@@ -12,7 +13,7 @@ reward."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import LLMClient
+from memskill_cli.memory import MemoryItem
 from memskill_cli.metrics import best_over_golds
 from memskill_cli.quality import build_quality
 from memskill_cli.skills import Skill, SkillBank
@@ -51,8 +53,10 @@ class MemoryEnvironment:
     def __init__(self, queries: list[Query], cache: SpanCache, executor: Executor, answerer: LLMClient,
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
                  fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None,
-                 answer_budget: int | None = None, window_sessions: int = 0) -> None:
+                 answer_budget: int | None = None, window_sessions: int = 0,
+                 reward: Literal["f1", "evidence"] = "f1") -> None:
         self.shaping_penalty, self.player, self.answer_budget = shaping_penalty, player, answer_budget
+        self.reward = reward
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
         self.episodes = make_windows(queries, cache, window_sessions, queries_per_trace, seed)
@@ -74,6 +78,8 @@ class MemoryEnvironment:
         if self.answer_budget is not None:  # the same answer budget as evaluation
             found = [fit_context(hits, lambda hit: hit[0].content, self.answer_budget, self.answerer.count_tokens)
                      for hits in found]
+        if self.reward == "evidence":
+            return self._evidence_result(queries, found, episode.trace_id, memory)
         responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
                                        for q, hits in zip(queries, found, strict=True)])
         scores, cases = [], []
@@ -86,6 +92,20 @@ class MemoryEnvironment:
                           "prediction": prediction, "f1": f1, "score": f1,
                           "retrieved": [item.content for item, _ in hits]})
         return self._result(float(np.mean(scores)) if scores else 0.0, "f1", cases, memory)
+
+    def _evidence_result(self, queries: list[Query], found: list[list[tuple[MemoryItem, float]]], trace_id: str,
+                         memory: TraceMemory) -> EpisodeResult:
+        """Score each question by the share of its evidence turns that its retrieved memories cite."""
+        cases = []
+        for query, hits in zip(queries, found, strict=True):
+            cited = {turn for item, _ in hits for turn in item.source_turn_ids}
+            share = len(cited & set(query.evidence)) / len(query.evidence) if query.evidence else 0.0
+            cases.append({"query_id": query.query_id, "trace_id": trace_id, "question": query.question,
+                          "gold": query.answers, "category": query.category, "evidence": query.evidence,
+                          "prediction": "(not answered: the reward is evidence coverage)", "score": share,
+                          "evidence_share": share, "retrieved": [item.content for item, _ in hits]})
+        score = float(np.mean([c["score"] for c in cases])) if cases else 0.0
+        return self._result(score, "evidence_share", cases, memory)
 
     def _result(self, score: float, metric: str, cases: list[dict[str, Any]], memory: TraceMemory) -> EpisodeResult:
         troubled = sum(r.parse_error is not None or bool(r.rejected) for r in memory.records)

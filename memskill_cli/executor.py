@@ -32,10 +32,10 @@ SYSTEM = (
     "Write it in your own words: never copy a turn, never repeat a fact. Leave out greetings, questions and "
     "small talk. Each INSERT or UPDATE lists the numbers of the turns it comes from."
 )
-USER_TEMPLATE = (
+USER_TEMPLATE = (  # what changes least comes first, so llama.cpp reuses the cached prefix across spans
     "Skills to apply:\n{skills}\n\n"
-    "Existing memories (refer to them by M number):\n{memories}\n\n"
     "Reply with JSON {{\"operations\": [...]}} of at most {max_operations} operations, each one of:\n{formats}\n\n"
+    "Existing memories (refer to them by M number):\n{memories}\n\n"
     "New excerpt:\n{span}\n\n"
     "Facts from this excerpt as memory operations:"
 )
@@ -175,7 +175,7 @@ def prompt_hash() -> str:
 
 
 class Executor:
-    def __init__(self, client: LLMClient, memory_top_k: int = 10) -> None:
+    def __init__(self, client: LLMClient, memory_top_k: int = 3) -> None:
         self.client = client
         self.memory_top_k = memory_top_k
         self.limit = max_operations(getattr(client, "default_max_tokens", None))

@@ -47,7 +47,8 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
     executor = Executor(clients["executor"], settings.memory.memories_shown_to_executor)
     env = MemoryEnvironment(train_queries, cache, executor, clients["answerer"], encoder, prepared_dir.name,
                             settings.eval.memories_per_question, t.queries_per_trace, settings.seed, t.fusion,
-                            t.shaping_penalty, player, settings.eval.answer_context_tokens, t.window_sessions)
+                            t.shaping_penalty, player, settings.eval.answer_context_tokens, t.window_sessions,
+                            t.reward)
     return Trainer(env, load_skill_bank(settings), encoder.encode,
                    TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
                                top_k=t.skills_per_span, workers=t.workers, seed=settings.seed,

@@ -76,6 +76,12 @@ class SkillBank(BaseModel):
     def names(self) -> list[str]:
         return [s.name for s in self.skills]
 
+    def in_bank_order(self, picked: list[Skill]) -> list[Skill]:
+        """`picked` as the bank orders them: the executor reads a selected set, never the selector's ranking
+        (a small model follows whatever skill it reads first)."""
+        names = {s.name for s in picked}
+        return [s for s in self.skills if s.name in names]
+
     def get(self, name: str) -> Skill:
         for skill in self.skills:
             if skill.name == name:

@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 import yaml
 
 from memskill_cli.components import Components
@@ -62,7 +63,12 @@ def kind_executor(request):
                                       for t in turns if t]})
 
 
-def test_the_controller_learns_which_skill_each_kind_of_span_needs(tmp_path, encoder):
+def no_answers(request):
+    raise AssertionError("the evidence reward must not call the answerer")
+
+
+@pytest.mark.parametrize("reward", ["f1", "evidence"])
+def test_the_controller_learns_which_skill_each_kind_of_span_needs(tmp_path, encoder, reward):
     source = tmp_path / "kinds.yaml"
     source.write_text(yaml.safe_dump({"conversations": [conversation(i) for i in range(8)]}))
     [prepared] = prepare("sample", PrepareSettings(source=str(source)), tmp_path / "prep")
@@ -72,8 +78,9 @@ def test_the_controller_learns_which_skill_each_kind_of_span_needs(tmp_path, enc
     BANK.save(bank_file)
     ledger = UsageLedger()
     clients = {"executor": RoleClient("executor", ScriptedClient(kind_executor, "exec"), ledger=ledger),
-               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger)}
-    settings = Settings(memory={"skill_bank": str(bank_file)}, train={
+               "answerer": RoleClient("answerer", ScriptedClient(answer_script if reward == "f1" else no_answers,
+                                                                 "ans"), ledger=ledger)}
+    settings = Settings(memory={"skill_bank": str(bank_file)}, train={"reward": reward,
         "updates": 30, "episodes_per_update": 8, "skills_per_span": 1, "window_sessions": 1, "hidden": 64,
         "proj": 32, "ppo": {"learning_rate": 0.003, "minibatch_size": 8, "target_kl": None, "ent_coef": 0.0}})
     trainer = make_trainer(settings, prepared.path, info.path, Components(encoder, clients, ledger))
@@ -91,3 +98,5 @@ def test_the_controller_learns_which_skill_each_kind_of_span_needs(tmp_path, enc
     rewards = [trainer.step()["reward_mean"] for _ in range(settings.train.updates)]
     assert first_pick("pets") > 0.9 and first_pick("jobs") > 0.9
     assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.1  # (F1 of a whole stored turn caps the reward)
+    if reward == "evidence":  # the right skill cites each window's evidence turn: coverage near 1
+        assert np.mean(rewards[-5:]) > 0.9 and ledger.role("answerer").calls == 0
