@@ -335,6 +335,9 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             reject(op, "unknown_ref")
             continue
         real_id = shown[ref - 1].id
+        if action == "UPDATE" and bank.find_duplicate(change["content"]) not in (None, real_id):
+            reject(op, "duplicate")  # rewriting one memory into another's words would store it twice
+            continue
         if real_id in edits:  # an UPDATE and a DELETE (or two edits) of one item: the first wins
             reject(op, "conflict")
             continue

@@ -88,6 +88,21 @@ def test_hostile_output_is_rejected_and_counted_never_applied():
     assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen."]
 
 
+def test_an_update_into_another_memorys_words_is_a_duplicate():
+    bank = make_bank("Ann lives in Bergen.", "Ann drives a red car.")
+    shown = [item.id for item, _ in bank.search(fake_encode([SPAN.text])[0], 10)]
+    car = shown.index("m2") + 1
+    output = json.dumps({"operations": [
+        {"action": "UPDATE", "ref": car, "turns": [1], "content": "ann lives in  Bergen."}]})
+    record, _ = run(output, ALL, bank)
+    assert [r["reason"] for r in record.rejected] == ["duplicate"] and record.applied == []
+    assert [i.content for i in bank.items.values()] == ["Ann lives in Bergen.", "Ann drives a red car."]
+    same = json.dumps({"operations": [  # an UPDATE that keeps an item's own words is not a duplicate of itself
+        {"action": "UPDATE", "ref": car, "turns": [1], "content": "Ann drives a red car."}]})
+    record, _ = run(same, ALL, bank)
+    assert record.rejected == [] and [a["action"] for a in record.applied] == ["UPDATE"]
+
+
 def test_ten_thousand_operations_are_counted_not_stored():
     from memskill_cli.quality import build_quality
 
