@@ -109,6 +109,8 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
           f"completion tokens/span {quality['completion_tokens_per_span']:.0f} | memories/span "
           f"{quality['memories_per_span']:.2f} ({quality['memories']} in all) | {seconds}")
     print(f"rejected operations: {quality['rejected_by_reason'] or 'none'}; parse failures {quality['parse_failures']}")
+    if fresh_dir:
+        print(f"built memories and executor records (items.jsonl, records.jsonl per conversation): {fresh_dir}")
     for name, contexts in (("static-primitives (budget)", memory_ctx), ("raw-rag (budget)", rag_ctx),
                            (f"static-primitives top {TOP_K}", [found[q.query_id][:TOP_K] for q in queries]),
                            (f"raw-rag top {TOP_K} spans", rag_top),
