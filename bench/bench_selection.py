@@ -82,8 +82,9 @@ def main() -> None:
     trainer = make_trainer(settings, prepared.path, info.path, components)
     print(f"== training on LoCoMo: {len(trainer.env.episodes)} one-session windows, {args.episodes} per update, "
           f"K={args.top_k} of {len(bank.skills)} skills (executor {settings.llm.executor.model})")
+    train_dir = WORK / f"train-{args.reward}"
     start = time.perf_counter()
-    before = train(settings, trainer, WORK / f"train-{args.reward}", ledger, resume=True)["resumed_from"] or 0
+    before = train(settings, trainer, train_dir, ledger, resume=True)["resumed_from"] or 0
     for record in trainer.history[before:]:
         calls = sum(e["executor_calls"] for e in record["episodes"])
         questions = sum(len(e["cases"]) for e in record["episodes"])
@@ -101,7 +102,7 @@ def main() -> None:
     validation = select_queries(ctx.queries, scoring)
     windows = list(make_windows(validation, ctx.cache, 1, None, 0).values())
     windows = random.Random(0).sample(windows, min(args.windows, len(windows)))
-    controller, identity, trained_on = load_controller(WORK / f"train-{args.reward}/checkpoint")
+    controller, identity, trained_on = load_controller(train_dir / "checkpoint")
     selectors = {"controller": ControllerSelector(controller, encoder.encode, args.top_k, identity, trained_on,
                                                   settings.train.new_skill_floor),
                  "similarity": SimilarityTopK(encoder.encode, args.top_k), "random": RandomK(args.top_k, 0)}

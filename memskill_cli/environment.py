@@ -26,9 +26,8 @@ from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import LLMClient
-from memskill_cli.memory import MemoryItem
 from memskill_cli.metrics import best_over_golds
-from memskill_cli.quality import build_quality
+from memskill_cli.quality import build_quality, evidence_share
 from memskill_cli.skills import Skill, SkillBank
 from memskill_cli.training import Act, EpisodeResult
 
@@ -79,33 +78,22 @@ class MemoryEnvironment:
             found = [fit_context(hits, lambda hit: hit[0].content, self.answer_budget, self.answerer.count_tokens)
                      for hits in found]
         if self.reward == "evidence":
-            return self._evidence_result(queries, found, episode.trace_id, memory)
-        responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
-                                       for q, hits in zip(queries, found, strict=True)])
-        scores, cases = [], []
-        for query, hits, response in zip(queries, found, responses, strict=True):
-            prediction = clean_answer(response.text)
-            f1, _ = best_over_golds(prediction, query.answers, query.category)
-            scores.append(f1)
-            cases.append({"query_id": query.query_id, "trace_id": episode.trace_id, "question": query.question,
-                          "gold": query.answers, "category": query.category, "evidence": query.evidence,
-                          "prediction": prediction, "f1": f1, "score": f1,
-                          "retrieved": [item.content for item, _ in hits]})
-        return self._result(float(np.mean(scores)) if scores else 0.0, "f1", cases, memory)
-
-    def _evidence_result(self, queries: list[Query], found: list[list[tuple[MemoryItem, float]]], trace_id: str,
-                         memory: TraceMemory) -> EpisodeResult:
-        """Score each question by the share of its evidence turns that its retrieved memories cite."""
-        cases = []
-        for query, hits in zip(queries, found, strict=True):
-            cited = {turn for item, _ in hits for turn in item.source_turn_ids}
-            share = len(cited & set(query.evidence)) / len(query.evidence) if query.evidence else 0.0
-            cases.append({"query_id": query.query_id, "trace_id": trace_id, "question": query.question,
-                          "gold": query.answers, "category": query.category, "evidence": query.evidence,
-                          "prediction": "(not answered: the reward is evidence coverage)", "score": share,
-                          "evidence_share": share, "retrieved": [item.content for item, _ in hits]})
-        score = float(np.mean([c["score"] for c in cases])) if cases else 0.0
-        return self._result(score, "evidence_share", cases, memory)
+            predictions = ["(not answered: the reward is evidence coverage)"] * len(queries)
+            scores = [evidence_share(q.evidence, [t for item, _ in hits for t in item.source_turn_ids])
+                      for q, hits in zip(queries, found, strict=True)]
+        else:
+            responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
+                                           for q, hits in zip(queries, found, strict=True)])
+            predictions = [clean_answer(r.text) for r in responses]
+            scores = [best_over_golds(p, q.answers, q.category)[0]
+                      for p, q in zip(predictions, queries, strict=True)]
+        metric = "f1" if self.reward == "f1" else "evidence_share"
+        cases = [{"query_id": query.query_id, "trace_id": episode.trace_id, "question": query.question,
+                  "gold": query.answers, "category": query.category, "evidence": query.evidence,
+                  "prediction": prediction, metric: score, "score": score,
+                  "retrieved": [item.content for item, _ in hits]}
+                 for query, hits, prediction, score in zip(queries, found, predictions, scores, strict=True)]
+        return self._result(float(np.mean(scores)) if scores else 0.0, metric, cases, memory)
 
     def _result(self, score: float, metric: str, cases: list[dict[str, Any]], memory: TraceMemory) -> EpisodeResult:
         troubled = sum(r.parse_error is not None or bool(r.rejected) for r in memory.records)

@@ -81,6 +81,11 @@ def evidence_hit(evidence: Sequence[str], cited: Iterable[str]) -> tuple[bool, b
     return found == set(evidence), bool(found)
 
 
+def evidence_share(evidence: Sequence[str], cited: Iterable[str]) -> float:
+    """The share of one question's evidence turns cited by what was retrieved for it (0 without evidence)."""
+    return len(set(cited) & set(evidence)) / len(evidence) if evidence else 0.0
+
+
 def evidence_recall(rows: Sequence[tuple[Sequence[str], Iterable[str]]]) -> dict[str, Any]:
     """Over questions that have evidence: the share whose evidence turns are all cited by the retrieved context
     (`evidence_recall`), and the share with at least one cited (`evidence_recall_any`)."""
