@@ -9,7 +9,7 @@ difference and its 95% bootstrap interval.
 
 Run: .venv/bin/python bench/bench_memory.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b]
      [--conversations conv-47 conv-48] [--sessions N] [--max-spans N] [--span-tokens 256] [--questions 80] [--no-answer]
-     [--fresh]
+     [--fresh] [--dry 0.8]
 Reads ../shared/data/locomo. Built memories and LLM answers are cached under .cache/bench-memory, so a rerun
 costs nothing; delete that folder to measure time again.
 """
@@ -22,12 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from locomo import first_sessions
 
 from memskill_cli.components import Components
 from memskill_cli.config import LLMRoleSettings, PrepareSettings, Settings, SpanSettings
@@ -69,23 +68,14 @@ def recall_rows(ctx: EvalContext, queries: list, contexts: list[list[Passage]]) 
 def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder, answerer: RoleClient,
               model: str, args: argparse.Namespace) -> None:
     ledger = UsageLedger()
-    role = LLMRoleSettings(model=model, max_tokens=base.llm.executor.max_tokens, n_ctx=4096)
+    dry = base.llm.executor.dry_multiplier if args.dry is None else args.dry
+    role = LLMRoleSettings(model=model, max_tokens=base.llm.executor.max_tokens, n_ctx=4096, dry_multiplier=dry)
     fresh_dir = Path(tempfile.mkdtemp()) if args.fresh else None  # --fresh: nothing reused, times measured
     executor = RoleClient("executor", create_backend(role), default_max_tokens=role.max_tokens,
                           cache=None if fresh_dir else ResponseCache(WORK / "llm.sqlite"), ledger=ledger)
     ctx = load_context(base, prepared, cache_dir, Components(encoder, {"executor": executor, "answerer": answerer},
                                                              ledger), memory_root=fresh_dir or WORK / "memories")
-    if args.sessions or args.max_spans:  # a quick look: the start of each conversation, and its questions
-        first = {t.trace_id: {s.session_id for s in t.sessions[: args.sessions or None]} for t in ctx.traces}
-        kept = {s.span_id for t in args.conversations for s, _ in ctx.cache.for_trace(t)[: args.max_spans]
-                if set(s.session_ids) <= first[t]}
-        spans = [s for s in ctx.cache.spans if s.span_id in kept]
-        turns = {t for s in spans for t in s.turn_ids}
-        cache = replace(ctx.cache, spans=spans, span_vectors=np.stack(
-            [v for s, v in zip(ctx.cache.spans, ctx.cache.span_vectors, strict=True) if s.span_id in kept]))
-        queries = [q for q in ctx.queries if set(q.evidence) <= turns]
-        ctx = replace(ctx, cache=cache, queries=queries,
-                      cache_key=f"{ctx.cache_key}-first{args.sessions}-{args.max_spans}")
+    ctx = first_sessions(ctx, args.conversations, args.sessions, args.max_spans)
     traces = [t for t in ctx.traces if t.trace_id in args.conversations]
     start = time.perf_counter()
     memories = build_memories(ctx, "static-primitives", SkillBank.seed(), AllSkills(), traces)
@@ -100,7 +90,7 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     rag_ctx = [raw_rag(ctx, q) for q in queries]
     rag_top = [ranked_spans(ctx, q)[:TOP_K] for q in queries]
     spans = quality["executor_calls"]
-    print(f"\n== executor {model} ({spans} spans, {len(queries)} questions, answer budget "
+    print(f"\n== executor {model}, DRY {dry:g} ({spans} spans, {len(queries)} questions, answer budget "
           f"{ctx.settings.eval.answer_context_tokens} tokens)")
     fresh = usage.calls - usage.cache_hits
     seconds = (f"{usage.latency_s / fresh:.1f} s/span, {wall / 60 / len(traces):.1f} min per conversation "
@@ -142,6 +132,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=80, help="Questions answered for F1 (seeded sample).")
     parser.add_argument("--no-answer", action="store_true", help="Answerer-free figures only.")
     parser.add_argument("--fresh", action="store_true", help="Build memories anew (no cached executor calls).")
+    parser.add_argument("--dry", type=float, default=None, help="Executor DRY multiplier (default: the settings').")
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")

@@ -53,6 +53,8 @@ class LLMRoleSettings(Section):
     api_key_file: str | None = Field(None, description="File with one API key per line.")
     max_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.0, ge=0.0)
+    dry_multiplier: float = Field(0.0, ge=0.0, description="llama.cpp DRY sampling: penalise repeating a run of "
+                                  "more than 2 tokens already in the prompt or the reply (0: off).")
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(6, ge=0)
     backoff_s: float = Field(0.5, ge=0, description="Retry backoff: exponential from this, with full jitter ...")
@@ -67,7 +69,7 @@ class LLMRoleSettings(Section):
 class LLMSettings(Section):
     # The same limits as params.yaml, so the library's defaults build what the pipeline builds.
     executor: LLMRoleSettings = Field(  # models.DEFAULT_EXECUTOR_MODEL (not imported: config comes first)
-        default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=640))
+        default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=640, dry_multiplier=0.8))
     designer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=1024))
     answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=48))
     judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=96))

@@ -230,6 +230,9 @@ def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], di
 
 #: The context a peer's LLM gets at least: Mem0's extraction prompt alone is about 7,900 tokens (Qwen tokenizer).
 PEER_MIN_CONTEXT = 16384
+#: A peer's output limit: Mem0's own default (its LLM config's `max_tokens`). With our 1,024 a third of Mem0's
+#: replies for a LoCoMo session were cut off and stored nothing.
+PEER_MAX_TOKENS = 2000
 
 
 def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries: list[Query]) -> Any:
@@ -238,17 +241,18 @@ def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries:
     from memskill_cli.embeddings import local_model
     from memskill_cli.llm import RoleClient, create_backend
     from memskill_cli.llm.llamacpp import LlamaCppClient
-    from memskill_cli.peers.mem0 import mem0_version
+    from memskill_cli.peers import peer_version
     from memskill_cli.peers.run import run_peer
 
     executor, role = ctx.clients["executor"], ctx.settings.llm.executor
     backend = getattr(executor, "backend", executor)
     n_ctx = max(role.n_ctx, PEER_MIN_CONTEXT)
-    if isinstance(backend, LlamaCppClient) and backend.settings.n_ctx < n_ctx:
-        backend = create_backend(backend.settings.model_copy(update={"n_ctx": n_ctx}))  # same model, wider window
-    llm = RoleClient(method, backend, default_max_tokens=ctx.settings.llm.designer.max_tokens,
+    if isinstance(backend, LlamaCppClient):   # the same model with a wider window and plain sampling (our DRY
+        backend = create_backend(backend.settings.model_copy(   # setting is tuned for our executor, not for them)
+            update={"n_ctx": max(n_ctx, backend.settings.n_ctx), "dry_multiplier": 0.0}))
+    llm = RoleClient(method, backend, default_max_tokens=PEER_MAX_TOKENS,
                      cache=getattr(executor, "cache", None), ledger=ctx.ledger)
-    key = stable_hash({"peer": method, "version": mem0_version(), "llm": backend.identity, "data": ctx.cache_key,
+    key = stable_hash({"peer": method, "version": peer_version(method), "llm": backend.identity, "data": ctx.cache_key,
                        "max_tokens": llm.default_max_tokens, "embedder": ctx.settings.embedding.model})
     return run_peer(method, traces, queries, ctx.memory_root / f"{method}-{key}", llm, role.model, n_ctx,
                     local_model(ctx.settings.embedding.model), ctx.cache.span_vectors.shape[1],

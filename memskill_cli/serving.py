@@ -1,9 +1,10 @@
 """An LLM backend as an OpenAI-compatible endpoint (`memskill serve`): several processes, and third-party tools
 (Mem0, LangMem, an `openai` client), share one loaded model instead of loading one each.
 
-`/v1/models` and `/v1/chat/completions` (JSON-schema output through `response_format`, token usage, finish
-reason). A request whose prompt and `max_tokens` do not fit the context window is refused with a 400 that says
-so, before any generation. Streaming is not offered (a 400 says so).
+`/v1/models` and `/v1/chat/completions` (JSON-schema output through `response_format`, tool calling through
+`tools`/`tool_choice` on the same grammar, token usage, finish reason). A request whose prompt and `max_tokens`
+do not fit the context window is refused with a 400 that says so, before any generation.
+Streaming is not offered (a 400 says so).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from memskill_cli.errors import LLMError
+from memskill_cli.errors import LLMError, SchemaError
 from memskill_cli.llm.base import ChatRequest, LLMClient
+from memskill_cli.llm.tool_calls import ToolCalling, ToolRequestError, render_message
 
 
 def _schema(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -42,6 +44,10 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
         raise HTTPException(400, "`messages` must be a non-empty list")
     out = []
     for number, message in enumerate(messages, start=1):
+        rendered = render_message(message) if isinstance(message, dict) else None
+        if rendered is not None:
+            out.append(rendered)
+            continue
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):  # content parts: the text ones
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
@@ -49,6 +55,13 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
             raise HTTPException(400, f"message {number} needs a string `role` and text `content`")
         out.append({"role": message["role"], "content": content})
     return out
+
+
+def _with_instruction(messages: list[dict[str, str]], instruction: str) -> list[dict[str, str]]:
+    """The tools' description joins the system message (one system message: small models' templates expect it)."""
+    if messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
 
 
 def create_app(client: LLMClient, model: str, n_ctx: int, default_max_tokens: int = 512) -> FastAPI:
@@ -75,6 +88,13 @@ def create_app(client: LLMClient, model: str, n_ctx: int, default_max_tokens: in
         if body.get("stream"):
             raise HTTPException(400, "streaming is not supported; send stream: false")
         messages = _messages(body)
+        try:
+            tools = ToolCalling.from_body(body)
+        except ToolRequestError as exc:
+            raise HTTPException(400, str(exc)) from None
+        schema = _schema(body)
+        if tools is not None:
+            messages, schema = _with_instruction(messages, tools.instruction()), tools.schema()
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise HTTPException(400, "max_tokens must be a positive integer")
@@ -83,18 +103,27 @@ def create_app(client: LLMClient, model: str, n_ctx: int, default_max_tokens: in
             raise HTTPException(400, f"this request needs {prompt} prompt tokens + max_tokens {max_tokens} = "
                                      f"{prompt + max_tokens}, over the model's context window of {n_ctx} tokens")
         temperature = body.get("temperature")
-        chat_request = ChatRequest(messages, _schema(body), max_tokens,
+        chat_request = ChatRequest(messages, schema, max_tokens,
                                    float(temperature) if temperature is not None else None)
         try:
             response = await run_in_threadpool(client.complete, chat_request)
         except Exception as exc:  # a server answers every request: the backend's failure becomes a 500 saying why
             raise HTTPException(500, f"{type(exc).__name__}: {exc}") from None
         usage = response.usage
+        message: dict[str, Any] = {"role": "assistant", "content": response.text}
+        finish = response.finish_reason or "stop"
+        if tools is not None:
+            try:
+                message["content"], calls = tools.reply(response.text, response.truncated)
+            except SchemaError:   # not JSON at all (a backend without grammars): the text, no calls
+                calls = []
+            if calls:
+                message["tool_calls"] = calls
+                finish = "tool_calls" if finish == "stop" else finish
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text},
-                         "finish_reason": response.finish_reason or "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                       "total_tokens": usage.prompt_tokens + usage.completion_tokens},
         }

@@ -48,3 +48,17 @@ def test_output_cut_at_the_token_limit_comes_back_with_its_finish_reason(embedde
     assert full.finish_reason == "stop" and parse_json(full.text, schema)["colors"]
     # Token counts come from the model's own tokenizer.
     assert embedded_llm.count_tokens("Caroline went to the support group on 7 May 2023.") == 17
+
+
+def test_dry_sampling_stops_the_model_copying_a_long_run_of_its_prompt(embedded_llm):
+    """The executor's DRY setting reaches llama.cpp: asked to repeat a sentence, the model copies it whole without
+    DRY, and with DRY it cannot (a run of more than 2 tokens already seen costs more the longer it gets)."""
+    from memskill_cli.config import LLMRoleSettings
+    from memskill_cli.llm.llamacpp import LlamaCppClient
+
+    sentence = "Caroline went to the LGBTQ support group on the seventh of May and felt accepted there."
+    request = ChatRequest([{"role": "user", "content": f"Repeat this sentence exactly: {sentence}"}], max_tokens=40)
+    with_dry = LlamaCppClient(LLMRoleSettings(n_ctx=4096, dry_multiplier=0.8))   # the same loaded model
+    assert sentence in embedded_llm.complete(request).text
+    assert sentence not in with_dry.complete(request).text
+    assert with_dry.identity != embedded_llm.identity        # cached answers never cross the two settings

@@ -86,3 +86,78 @@ def test_served_embedded_model_gives_the_embedded_backends_results(embedded_llm)
     assert through == direct and all(t.startswith('{"operations"') for t in direct)   # the grammar held
     for (who, _), text in zip(turns, together, strict=True):   # each caller got its own request's answer
         assert text.startswith('{"operations"') and who in text
+
+
+NOTE = {"type": "function", "function": {"name": "Note", "description": "Record one fact.", "parameters": {
+    "type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]}}}
+PATCH = {"type": "function", "function": {"name": "Patch", "description": "Change a note.", "parameters": {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "edits": {"type": "array", "items": {"$ref": "#/$defs/Op"}}},
+    "required": ["id", "edits"], "$defs": {"Op": {"type": "object", "properties": {"op": {"enum": ["add", "remove"]}},
+                                            "required": ["op"]}}}}}
+
+
+def test_tool_calls_follow_the_tools_and_come_back_as_openai_tool_calls():
+    """The tools become one schema (each tool's `$defs` hoisted so its `$ref`s resolve) and an instruction in the
+    system message; the reply comes back as `tool_calls`; a call whose arguments fit no tool is left out."""
+    import jsonschema
+    from openai import OpenAI
+
+    def script(request):
+        if request.messages[-1]["content"].startswith("Result of tool call"):
+            return json.dumps({"content": "noted"})
+        return json.dumps({"tool_calls": [{"name": "Note", "arguments": {"fact": "Ana lives in Lisbon"}},
+                                          {"name": "Patch", "arguments": {"id": "m1", "edits": [{"op": "add"}]}},
+                                          {"name": "Note", "arguments": {"wrong": 1}}]})
+
+    backend = ScriptedClient(script)
+    with served(backend, "test-model", 4096, 64) as url:
+        client = OpenAI(base_url=url, api_key="local", max_retries=0)
+        messages = [{"role": "system", "content": "You keep notes."}, {"role": "user", "content": "I live in Lisbon."}]
+        first = client.chat.completions.create(model="test-model", messages=messages, tools=[NOTE, PATCH],
+                                               tool_choice="required")
+        calls = first.choices[0].message.tool_calls
+        follow_up = [*messages, first.choices[0].message.model_dump(exclude_none=True),
+                     {"role": "tool", "tool_call_id": calls[0].id, "content": "stored"}]
+        second = client.chat.completions.create(model="test-model", messages=follow_up, tools=[NOTE, PATCH])
+        named = client.chat.completions.create(model="test-model", messages=messages, tools=[NOTE, PATCH],
+                                               tool_choice={"type": "function", "function": {"name": "Note"}})
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("Note", {"fact": "Ana lives in Lisbon"}), ("Patch", {"id": "m1", "edits": [{"op": "add"}]})]
+    required, auto, only_note = (r.json_schema for r in backend.requests)
+    good = {"tool_calls": [{"name": "Patch", "arguments": {"id": "m1", "edits": [{"op": "remove"}]}}]}
+    jsonschema.validate(good, required)
+    bad_op = {"tool_calls": [{"name": "Patch", "arguments": {"id": "m1", "edits": [{"op": "x"}]}}]}
+    for bad in ({"tool_calls": []}, bad_op, {"content": "no call"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, required)
+    jsonschema.validate({"content": "no call"}, auto)                     # auto: a plain answer is allowed
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(good, only_note)                              # a named choice: only that tool
+    system = backend.requests[0].messages[0]
+    assert system["role"] == "system" and system["content"].startswith("You keep notes.")
+    assert "- Patch: Change a note." in system["content"]
+    rendered = backend.requests[1].messages
+    assert json.loads(rendered[2]["content"])["tool_calls"][0]["arguments"] == {"fact": "Ana lives in Lisbon"}
+    assert rendered[3] == {"role": "user", "content": f"Result of tool call {calls[0].id}: stored"}
+    assert second.choices[0].message.content == "noted" and not second.choices[0].message.tool_calls
+    assert named.choices[0].finish_reason == "tool_calls"
+
+
+def test_a_reply_cut_off_mid_call_drops_that_call_and_bad_tools_are_a_400():
+    from memskill_cli.llm.base import ChatResponse, Usage
+
+    cut = '{"tool_calls": [{"name": "Note", "arguments": {"fact": "Ana lives in Lisbon"}}, {"name": "Note", "argu'
+    backend = ScriptedClient(lambda r: ChatResponse(cut, Usage(10, 64), finish_reason="length"))
+    with served(backend, "test-model", 4096, 64) as url:
+        body = {"messages": [{"role": "user", "content": "hi"}], "tools": [NOTE]}
+        reply = httpx.post(f"{url}/chat/completions", json={**body, "tool_choice": "required"}).json()
+        unknown = httpx.post(f"{url}/chat/completions", json={**body, "tool_choice": "Nope"})
+        malformed = httpx.post(f"{url}/chat/completions", json={**body, "tools": [{"name": "Note"}]})
+    assert reply["choices"][0]["finish_reason"] == "length"
+    assert [c["function"]["arguments"] for c in reply["choices"][0]["message"]["tool_calls"]] == [
+        json.dumps({"fact": "Ana lives in Lisbon"})]
+    assert unknown.status_code == 400 and "Nope" in unknown.json()["error"]["message"]
+    assert malformed.status_code == 400 and "tool 1" in malformed.json()["error"]["message"]
+    assert len(backend.requests) == 1

@@ -52,7 +52,8 @@ class LlamaCppClient(LLMClient):
 
     @property
     def identity(self) -> str:
-        return f"llamacpp:{self.path.name}:{self.path.stat().st_size}"
+        dry = f":dry{self.settings.dry_multiplier:g}" if self.settings.dry_multiplier else ""
+        return f"llamacpp:{self.path.name}:{self.path.stat().st_size}{dry}"
 
     @property
     def tokenizer(self) -> Any:
@@ -85,6 +86,9 @@ class LlamaCppClient(LLMClient):
         }
         if request.json_schema is not None:
             body["json_schema"] = request.json_schema
+        if self.settings.dry_multiplier:   # DRY: a repeated run costs more the longer it gets (copies, loops)
+            body |= {"dry_multiplier": self.settings.dry_multiplier, "dry_base": 1.75, "dry_allowed_length": 2,
+                     "dry_penalty_last_n": self.settings.n_ctx}
         start = time.perf_counter()
         try:
             result = self._server.handle_completions(body)

@@ -9,8 +9,9 @@ import os
 from memskill_cli.errors import MissingExtraError
 
 os.environ.setdefault("MEM0_TELEMETRY", "False")   # Mem0 reports usage to PostHog unless told not to (read on import)
+os.environ.setdefault("LANGSMITH_TRACING", "false")   # LangChain sends traces to LangSmith only when this is true
 
-PEER_METHODS = ("mem0",)
+PEER_METHODS = ("mem0", "langmem")
 INSTALL = "pip install -e '.[peers]'"
 
 
@@ -18,6 +19,13 @@ def requirement(method: str) -> None:
     """Say how to install a peer before any work is done for it."""
     import importlib.util
 
-    module = {"mem0": "mem0"}[method]
+    module = {"mem0": "mem0", "langmem": "langmem"}[method]
     if importlib.util.find_spec(module) is None:
         raise MissingExtraError(f"the {method} method needs the `peers` extra: {INSTALL}")
+
+
+def peer_version(method: str) -> str:
+    """The installed version of a peer's library (part of its memories' cache key)."""
+    from importlib.metadata import version
+
+    return version({"mem0": "mem0ai", "langmem": "langmem"}[method])

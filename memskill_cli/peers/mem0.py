@@ -5,15 +5,10 @@ OpenAI-compatible URL), its embedder our MiniLM (a local sentence-transformers f
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from memskill_cli.data.schema import Trace
-
-
-def mem0_version() -> str:
-    return version("mem0ai")
 
 
 class Mem0Memory:

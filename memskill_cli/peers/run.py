@@ -25,13 +25,15 @@ def run_peer(method: str, traces: list[Trace], queries: list[Query], root: Path,
              n_ctx: int, embedder_path: str, dims: int, limit: int) -> PeerRun:
     """Build each trace's memory with the peer (a trace whose `done.json` exists is reused), then search it for
     every question. A trace the peer fails on is recorded with its message; its questions get no memories."""
+    from memskill_cli.peers.langmem import LangMemMemory
     from memskill_cli.peers.mem0 import Mem0Memory
 
+    kind = {"mem0": Mem0Memory, "langmem": LangMemMemory}[method]
     run = PeerRun(contexts={})
-    memories: dict[str, Mem0Memory] = {}
+    memories: dict[str, Any] = {}
     with served(llm, model, n_ctx) as url:
-        def open_memory(trace_id: str) -> Mem0Memory:
-            return Mem0Memory(root / trace_id, url, model, embedder_path, dims, llm.default_max_tokens or 512)
+        def open_memory(trace_id: str) -> Any:
+            return kind(root / trace_id, url, model, embedder_path, dims, llm.default_max_tokens or 512)
 
         for trace in traces:
             folder, done = root / trace.trace_id, root / trace.trace_id / "done.json"

@@ -1,0 +1,115 @@
+"""Benchmark (issue: real peers in the same harness): our memory construction against the real Mem0 and LangMem
+libraries on the LoCoMo validation conversations, with one LLM (the embedded executor model, served to the peers),
+one embedder, one answerer and one answer budget.
+
+Prints, per method: token F1 on the questions whose evidence lies in what was built, evidence recall where the
+memories cite turns (a peer's do not: omitted, not guessed), and the memory-construction cost per conversation
+(LLM calls, prompt and completion tokens, LLM seconds, memories written); then each method's paired F1 difference
+from static-primitives with its 95% bootstrap interval, and the token ratio the issue targets (ours at most a fifth
+of Mem0's).
+
+Run: .venv/bin/python bench/bench_peers.py [--conversations conv-47 conv-48] [--sessions 2]
+     [--methods static-primitives raw-rag mem0 langmem no-memory] [--model qwen2.5-coder-1.5b]
+Reads ../shared/data/locomo. Built memories (ours and the peers') and every LLM answer are cached under
+.cache/bench-peers, so a rerun costs nothing; delete that folder to measure time again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from locomo import SOURCE, first_sessions
+
+from memskill_cli.components import Components
+from memskill_cli.config import PrepareSettings, Settings
+from memskill_cli.data.cache import build_cache
+from memskill_cli.data.prepare import prepare
+from memskill_cli.embeddings import Encoder
+from memskill_cli.evaluation import load_context, method_rows
+from memskill_cli.llm import RoleClient, UsageLedger, create_backend
+from memskill_cli.llm.cache import ResponseCache
+from memskill_cli.significance import paired_gain
+
+WORK = Path(__file__).resolve().parents[1] / ".cache/bench-peers"
+BASELINE = "static-primitives"
+
+
+def construction_cost(metrics: dict, executor_seconds: float, conversations: int) -> dict[str, float]:
+    """LLM cost of building memory, per conversation: the peer's ledger entries, or our executor's records (and
+    the executor's seconds while the method ran); empty for a method that builds nothing."""
+    total = metrics["cost"]["total"] if metrics.get("cost") else {}
+    if "llm_calls" in total:   # a peer
+        return {k: total[k] / conversations for k in ("llm_calls", "prompt_tokens", "completion_tokens",
+                                                      "llm_seconds", "memories")}
+    if not total.get("executor_calls"):
+        return {}
+    return {"llm_calls": total["executor_calls"] / conversations,
+            "prompt_tokens": total["prompt_tokens"] / conversations,
+            "completion_tokens": total["completion_tokens"] / conversations,
+            "llm_seconds": executor_seconds / conversations, "memories": total["memories"] / conversations}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conversations", nargs="+", default=["conv-47", "conv-48"])
+    parser.add_argument("--sessions", type=int, default=2, help="Only the first N sessions of each conversation "
+                                                                "(0: whole conversations).")
+    parser.add_argument("--methods", nargs="+", default=[BASELINE, "raw-rag", "mem0", "langmem", "no-memory"])
+    parser.add_argument("--model", default=None, help="Executor model (the peers' LLM too); default: params'.")
+    args = parser.parse_args()
+    if not SOURCE.exists():
+        sys.exit(f"skipped: {SOURCE} is absent")
+    settings = Settings(eval={"split": "validation", "judge": False})
+    if args.model:
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={
+            "executor": settings.llm.executor.model_copy(update={"model": args.model})})})
+    encoder = Encoder()
+    [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
+    info = build_cache(prepared.path, settings.spans, settings.embedding, WORK / "cache", encoder)
+    ledger, cache = UsageLedger(), ResponseCache(WORK / "llm.sqlite")
+    clients = {role: RoleClient(role, create_backend(getattr(settings.llm, role)),
+                                default_max_tokens=getattr(settings.llm, role).max_tokens, cache=cache, ledger=ledger)
+               for role in ("executor", "answerer")}
+    ctx = load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
+                       memory_root=WORK / "memories")
+    ctx = first_sessions(ctx, args.conversations, args.sessions or None)
+    ctx = replace(ctx, traces=[t for t in ctx.traces if t.trace_id in args.conversations],
+                  queries=[q for q in ctx.queries if q.trace_id in args.conversations])
+    n = len(args.conversations)
+    print(f"LoCoMo {', '.join(args.conversations)}, first {args.sessions or 'all'} sessions; executor and peers' LLM "
+          f"{settings.llm.executor.model}, answerer {settings.llm.answerer.model}, answer budget "
+          f"{settings.eval.answer_context_tokens} tokens")
+    f1, cost = {}, {}
+    for method in args.methods:
+        before = ledger.role("executor").latency_s
+        rows, metrics, _ = method_rows(ctx, method)
+        f1[method] = [r["f1"] for r in rows]
+        cost[method] = construction_cost(metrics, ledger.role("executor").latency_s - before, n)
+        overall = metrics["overall"]
+        recall = (f"{overall['evidence_recall']:.3f}" if overall.get("evidence_recall") is not None else "  -  ")
+        built = cost[method]
+        seconds = f"{built['llm_seconds']:.0f} s" if built.get("llm_seconds") else "s: reused (not measured)"
+        spent = (f"{built['llm_calls']:.0f} calls, {built['prompt_tokens']:.0f} + {built['completion_tokens']:.0f} "
+                 f"tokens, {seconds}, {built['memories']:.0f} memories") if built else "no build"
+        failed = metrics.get("cost", {}).get("total", {}).get("failed_traces")
+        print(f"{method:18s} F1 {statistics.fmean(f1[method]):.3f} ({len(rows)} q) | evidence recall {recall} | "
+              f"per conversation: {spent}" + (f" | failed traces {failed}" if failed else ""), flush=True)
+    if BASELINE in f1:
+        for method in f1:
+            if method != BASELINE:
+                print(f"F1 {method} - {BASELINE}: {paired_gain(f1[BASELINE], f1[method])}")
+    ours = cost.get(BASELINE, {}).get("prompt_tokens", 0) + cost.get(BASELINE, {}).get("completion_tokens", 0)
+    for peer in ("mem0", "langmem"):
+        theirs = cost.get(peer, {}).get("prompt_tokens", 0) + cost.get(peer, {}).get("completion_tokens", 0)
+        if ours and theirs:
+            print(f"construction tokens, {BASELINE} / {peer}: {ours / theirs:.2f} (target for mem0: at most 0.20)")
+
+
+if __name__ == "__main__":
+    main()
