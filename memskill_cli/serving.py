@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from memskill_cli.errors import LLMError, SchemaError
 from memskill_cli.llm.base import ChatRequest, LLMClient
-from memskill_cli.llm.tool_calls import ToolCalling, ToolRequestError, render_message
+from memskill_cli.llm.tool_calls import ToolCalling, ToolRequestError, render_message, text_of
 
 
 def _schema(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -48,9 +48,7 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
         if rendered is not None:
             out.append(rendered)
             continue
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):  # content parts: the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        content = text_of(message.get("content")) if isinstance(message, dict) else None
         if not isinstance(content, str) or not isinstance(message.get("role"), str):
             raise HTTPException(400, f"message {number} needs a string `role` and text `content`")
         out.append({"role": message["role"], "content": content})

@@ -153,8 +153,13 @@ def render_message(message: dict[str, Any]) -> dict[str, str] | None:
             calls.append({"id": call.get("id"), "name": function.get("name"), "arguments": arguments})
         return {"role": "assistant", "content": json.dumps({"tool_calls": calls})}
     if message.get("role") == "tool":
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return {"role": "user", "content": f"Result of tool call {message.get('tool_call_id')}: {content}"}
+        return {"role": "user",
+                "content": f"Result of tool call {message.get('tool_call_id')}: {text_of(message.get('content'))}"}
     return None
+
+
+def text_of(content: Any) -> Any:
+    """A message's text: OpenAI content parts joined (their text ones), anything else as it came."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content

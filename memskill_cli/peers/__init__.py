@@ -11,7 +11,9 @@ from memskill_cli.errors import MissingExtraError
 os.environ.setdefault("MEM0_TELEMETRY", "False")   # Mem0 reports usage to PostHog unless told not to (read on import)
 os.environ.setdefault("LANGSMITH_TRACING", "false")   # LangChain sends traces to LangSmith only when this is true
 
-PEER_METHODS = ("mem0", "langmem")
+#: Each peer method: the module it imports and the distribution that installs it (whose version keys its memories).
+PEERS = {"mem0": ("mem0", "mem0ai"), "langmem": ("langmem", "langmem")}
+PEER_METHODS = tuple(PEERS)
 INSTALL = "pip install -e '.[peers]'"
 
 
@@ -19,8 +21,7 @@ def requirement(method: str) -> None:
     """Say how to install a peer before any work is done for it."""
     import importlib.util
 
-    module = {"mem0": "mem0", "langmem": "langmem"}[method]
-    if importlib.util.find_spec(module) is None:
+    if importlib.util.find_spec(PEERS[method][0]) is None:
         raise MissingExtraError(f"the {method} method needs the `peers` extra: {INSTALL}")
 
 
@@ -28,4 +29,4 @@ def peer_version(method: str) -> str:
     """The installed version of a peer's library (part of its memories' cache key)."""
     from importlib.metadata import version
 
-    return version({"mem0": "mem0ai", "langmem": "langmem"}[method])
+    return version(PEERS[method][1])

@@ -6,6 +6,7 @@ grammar), its index embeds with our MiniLM, its store is in memory and saved as 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,8 @@ class LangMemMemory:
         from langchain_openai import ChatOpenAI
         from langgraph.store.memory import InMemoryStore
         from langmem import create_memory_store_manager
-        from sentence_transformers import SentenceTransformer
 
-        encoder = SentenceTransformer(embedder_path, device="cpu")
+        encoder = _encoder(embedder_path)
 
         def embed(texts: list[str]) -> list[list[float]]:
             return encoder.encode(list(texts), normalize_embeddings=True).tolist()
@@ -54,6 +54,14 @@ class LangMemMemory:
 
     def search(self, trace_id: str, question: str, limit: int) -> list[str]:
         return [_text(hit.value) for hit in self.store.search(("memories", trace_id), query=question, limit=limit)]
+
+
+@functools.cache
+def _encoder(path: str) -> Any:
+    """The embedder, loaded once per process (a memory is opened per conversation, built or reused)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu")
 
 
 def _text(value: dict[str, Any]) -> str:
