@@ -252,8 +252,10 @@ def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries:
             update={"n_ctx": max(n_ctx, backend.settings.n_ctx), "dry_multiplier": 0.0}))
     llm = RoleClient(method, backend, default_max_tokens=PEER_MAX_TOKENS,
                      cache=getattr(executor, "cache", None), ledger=ctx.ledger)
-    key = stable_hash({"peer": method, "version": peer_version(method), "llm": backend.identity, "data": ctx.cache_key,
-                       "max_tokens": llm.default_max_tokens, "embedder": ctx.settings.embedding.model})
+    # keyed on the traces it reads (sessions, not our spans: how we cut spans is not the peer's business)
+    key = stable_hash({"peer": method, "version": peer_version(method), "llm": backend.identity,
+                       "traces": [t.model_dump() for t in traces], "max_tokens": llm.default_max_tokens,
+                       "embedder": ctx.settings.embedding.model})
     return run_peer(method, traces, queries, ctx.memory_root / f"{method}-{key}", llm, role.model, n_ctx,
                     local_model(ctx.settings.embedding.model), ctx.cache.span_vectors.shape[1],
                     ctx.settings.eval.memories_per_question)

@@ -2,7 +2,9 @@
 
 Built for small models. The span's turns are shown as T1..Tn with their session date and memories as M1..Mn
 (never their real ids), so the model can neither invent ids nor lose track of dates; every INSERT and UPDATE
-cites the turns it draws on, and the memory keeps those turn ids as provenance. A worked example (made-up people)
+cites the turns it draws on, and the memory keeps those turn ids as provenance. In a conversation a fact starts with
+the name of the person who said the turns it cites (one grammar variant per speaker): small models otherwise pin one
+speaker's words on the other and cite a neighbouring turn. A worked example (made-up people, citing turns in order)
 comes first, because small models copy turns unless they see facts written from them. The output budget and the
 JSON schema agree: a bounded number of operations with bounded content (the grammar enforces both), so a full
 answer fits in the role's `max_tokens`. A response cut off at the token limit is detected: its complete
@@ -13,6 +15,7 @@ Anything else invalid is rejected with a reason, never applied and never a crash
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,7 +33,8 @@ SYSTEM = (
     "Each fact is one short sentence in the third person that names the person it is about: what they did, "
     "plan, own or like, their work, family, pets and places, with the date resolved against the turn's date. "
     "Write it in your own words: never copy a turn, never repeat a fact. Leave out greetings, questions and "
-    "small talk. Each INSERT or UPDATE lists the numbers of the turns it comes from."
+    "small talk. Each INSERT or UPDATE lists the numbers of the turns it comes from, and its fact starts with "
+    "the name of the person who said them."
 )
 USER_TEMPLATE = (  # what changes least comes first, so llama.cpp reuses the cached prefix across spans
     "Skills to apply:\n{skills}\n\n"
@@ -53,14 +57,19 @@ EXAMPLE_SPAN = (
     "Date: 3:10 pm on 2 June, 2021\n"
     "T1 Maria: Hi Tom! How was your week?\n"
     "T2 Tom: Busy! I started a pottery class on Monday, my sister Ana got me into it.\n"
-    "T3 Maria: Fun! I moved to Denver last month and adopted a cat there, her name is Luna.\n"
-    "T4 Tom: Aww, congrats!"
+    "T3 Maria: Fun! I moved to Denver last month for a new job at a bakery.\n"
+    "T4 Tom: Wow, congrats! Do you like it there?\n"
+    "T5 Maria: I love it. I adopted a cat there, her name is Luna. [shares an image: a grey cat on a sofa]\n"
+    "T6 Tom: Aww! I'm driving to Seattle next weekend for my cousin's wedding."
 )
-EXAMPLE_OPERATIONS = [
+EXAMPLE_OPERATIONS = [  # the turns cited in order, each fact naming that turn's speaker; small talk left out
     {"action": "INSERT", "turns": [2], "fact": "Tom started a pottery class on 31 May 2021."},
     {"action": "INSERT", "turns": [2], "fact": "Tom's sister Ana got him into pottery."},
-    {"action": "UPDATE", "ref": 1, "turns": [3], "fact": "Maria moved from Boston to Denver in May 2021."},
-    {"action": "INSERT", "turns": [3], "fact": "Maria adopted a cat named Luna in Denver."},
+    {"action": "UPDATE", "ref": 1, "turns": [3],
+     "fact": "Maria moved from Boston to Denver in May 2021 for a job at a bakery."},
+    {"action": "INSERT", "turns": [5], "fact": "Maria adopted a grey cat named Luna in Denver."},
+    {"action": "INSERT", "turns": [6],
+     "fact": "Tom plans to drive to Seattle around 12 June 2021 for his cousin's wedding."},
 ]
 EXAMPLE_FACTS = [op["fact"] for op in EXAMPLE_OPERATIONS]
 FACT_CHARS = 120             # most characters in a fact, and so in a memory (the grammar enforces it)
@@ -81,20 +90,51 @@ def max_operations(max_tokens: int | None) -> int:
     return max(1, min(MAX_OPERATIONS, (max_tokens - 16) // OPERATION_TOKENS))
 
 
-def operations_schema(allowed: list[str], n_turns: int, n_memories: int, limit: int) -> dict[str, Any]:
-    """One JSON schema variant per allowed action; turn and memory numbers are enums of what was shown."""
-    turns = {"type": "array", "items": {"type": "integer", "enum": list(range(1, n_turns + 1))},
-             "minItems": 1, "maxItems": MAX_CITED_TURNS}
-    fact = {"type": "string", "minLength": HEAD_CHARS, "maxLength": FACT_CHARS, "pattern": FACT_PATTERN}
+def fact_schema(speaker: str | None) -> dict[str, Any]:
+    """A fact: one line, no colon in its opening; when its turns are one person's, it starts with their name."""
+    if speaker is None:
+        pattern = FACT_PATTERN
+    else:
+        head = max(0, HEAD_CHARS - len(speaker))
+        name = re.sub(r"([\\.^$*+?()\[\]{}|/-])", r"\\\1", speaker)
+        pattern = rf"^{name}[^\n:]{{{head}}}[^\n]{{0,{FACT_CHARS - len(speaker) - head}}}$"
+    return {"type": "string", "minLength": HEAD_CHARS, "maxLength": FACT_CHARS, "pattern": pattern}
+
+
+def person(turn: list[SpanTurn]) -> str | None:
+    """The name a fact from this turn must start with: its speaker, when that is a name (not a role such as
+    `user` or `document`, which cannot start a fact)."""
+    speaker = turn[0].speaker
+    return speaker if speaker and speaker[0].isupper() else None
+
+
+def operations_schema(allowed: list[str], speakers: list[str | None], n_memories: int, limit: int) -> dict[str, Any]:
+    """One JSON schema variant per allowed action and per person who speaks in the span: turn and memory numbers
+    are enums of what was shown, and a fact drawn from a person's turns starts with their name, so the grammar
+    ties each fact to the one who said it (`speakers[n - 1]` is turn n's person, None where there is none)."""
+    by_person: dict[str | None, list[int]] = {}
+    for number, name in enumerate(speakers, start=1):
+        by_person.setdefault(name, []).append(number)
     ref = {"type": "integer", "enum": list(range(1, n_memories + 1))}
-    fields = {"INSERT": {"turns": turns, "fact": fact},
-              "UPDATE": {"ref": ref, "turns": turns, "fact": fact},
-              "DELETE": {"ref": ref}, "NOOP": {}}
-    variants = [
-        {"type": "object", "properties": {"action": {"const": action}, **fields[action]},
-         "required": ["action", *fields[action]], "additionalProperties": False}
-        for action in allowed if n_memories or action not in ("UPDATE", "DELETE")
-    ]
+
+    def turns(numbers: list[int]) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "integer", "enum": numbers}, "minItems": 1,
+                "maxItems": MAX_CITED_TURNS}
+
+    def variant(action: str, **fields: Any) -> dict[str, Any]:
+        return {"type": "object", "properties": {"action": {"const": action}, **fields},
+                "required": ["action", *fields], "additionalProperties": False}
+
+    variants = []
+    for action in allowed:
+        if action in ("UPDATE", "DELETE") and not n_memories:
+            continue
+        if action in ("INSERT", "UPDATE"):
+            refs = {"ref": ref} if action == "UPDATE" else {}
+            variants += [variant(action, **refs, turns=turns(numbers), fact=fact_schema(name))
+                         for name, numbers in by_person.items()]
+        else:
+            variants.append(variant(action, ref=ref) if action == "DELETE" else variant(action))
     return {"type": "object",
             "properties": {"operations": {"type": "array", "maxItems": limit, "items": {"anyOf": variants}}},
             "required": ["operations"], "additionalProperties": False}
@@ -191,7 +231,7 @@ class Executor:
 
     def request(self, span: Span, memories: list[MemoryItem], skills: list[Skill]) -> ChatRequest:
         turns = numbered_turns(span)
-        schema = operations_schema(allowed_actions(skills), len(turns), len(memories), self.limit)
+        schema = operations_schema(allowed_actions(skills), [person(t) for t in turns], len(memories), self.limit)
         return ChatRequest(render_prompt(turns, memories, skills, self.limit), json_schema=schema)
 
     def process(self, span: Span, memories: list[MemoryItem], bank: MemoryBank, skills: list[Skill],

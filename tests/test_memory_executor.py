@@ -15,8 +15,9 @@ from tests.scripted import ScriptedClient
 
 SPAN = Span(span_id="t/00001", trace_id="t", index=1, session_ids=["S1"], turn_ids=["S1:1", "S1:2"],
             date_time="1 May 2024", text="[1 May 2024]\nAnn: I moved to Oslo and sold my car.\nBo: Wow!", n_tokens=20,
-            turns=[SpanTurn(turn_id="S1:1", date_time="1 May 2024", line="Ann: I moved to Oslo and sold my car."),
-                   SpanTurn(turn_id="S1:2", date_time="1 May 2024", line="Bo: Wow!")])
+            turns=[SpanTurn(turn_id="S1:1", date_time="1 May 2024", line="Ann: I moved to Oslo and sold my car.",
+                            speaker="Ann"),
+                   SpanTurn(turn_id="S1:2", date_time="1 May 2024", line="Bo: Wow!", speaker="Bo")])
 
 
 def fake_encode(texts):
@@ -150,11 +151,13 @@ def test_prompt_shows_local_numbers_and_schema_limits_actions():
     assert "M1 Ann lives in Bergen." in prompt and "T1 Ann: I moved to Oslo" in prompt and "T2 Bo: Wow!" in prompt
     assert "Date: 1 May 2024" in prompt
     assert "m1" not in prompt and "S1:1" not in prompt  # real ids never reach the LLM
-    assert request.json_schema == operations_schema(["INSERT", "NOOP"], n_turns=2, n_memories=1, limit=8)
-    [insert, _] = request.json_schema["properties"]["operations"]["items"]["anyOf"]
-    assert insert["properties"]["turns"]["items"]["enum"] == [1, 2]  # the grammar allows only shown turns
-    assert insert["properties"]["fact"]["maxLength"] == 120
-    assert insert["required"] == ["action", "turns", "fact"]
+    assert request.json_schema == operations_schema(["INSERT", "NOOP"], ["Ann", "Bo"], n_memories=1, limit=8)
+    [ann, bo, _] = request.json_schema["properties"]["operations"]["items"]["anyOf"]
+    # the grammar allows only shown turns, and a fact from a person's turns starts with their name
+    assert ann["properties"]["turns"]["items"]["enum"] == [1] and bo["properties"]["turns"]["items"]["enum"] == [2]
+    assert ann["properties"]["fact"]["pattern"].startswith("^Ann[^\\n:]")
+    assert ann["properties"]["fact"]["maxLength"] == 120
+    assert ann["required"] == ["action", "turns", "fact"]
 
 
 def test_a_cut_off_response_applies_only_complete_operations():
@@ -247,12 +250,18 @@ def test_the_worked_example_obeys_the_grammar_and_precedes_the_span():
 
     from memskill_cli.executor import EXAMPLE_OPERATIONS, EXAMPLE_SPAN
 
-    schema = operations_schema(["INSERT", "UPDATE", "DELETE", "NOOP"], n_turns=EXAMPLE_SPAN.count("\nT"),
-                               n_memories=1, limit=8)
+    speakers = [line.split()[1].rstrip(":") for line in EXAMPLE_SPAN.splitlines() if line.startswith("T")]
+    schema = operations_schema(["INSERT", "UPDATE", "DELETE", "NOOP"], speakers, n_memories=1, limit=8)
     jsonschema.validate({"operations": EXAMPLE_OPERATIONS}, schema)
     with pytest.raises(jsonschema.ValidationError):  # "Name: words" is not a fact
-        transcript = {"action": "INSERT", "turns": [1], "fact": "Ann: I moved to Oslo with my two dogs."}
+        transcript = {"action": "INSERT", "turns": [1], "fact": "Maria: I moved to Oslo with my two dogs."}
         jsonschema.validate({"operations": [transcript]}, schema)
+    with pytest.raises(jsonschema.ValidationError):  # a fact from Tom's turn is not about Maria
+        misattributed = {"action": "INSERT", "turns": [2], "fact": "Maria started a pottery class in May 2021."}
+        jsonschema.validate({"operations": [misattributed]}, schema)
+    unbound = operations_schema(["INSERT"], [None, None], n_memories=0, limit=8)  # roles, documents: any name
+    jsonschema.validate({"operations": [{"action": "INSERT", "turns": [2], "fact": "The user owns a red bicycle."}]},
+                        unbound)
     bank = make_bank("Ann lives in Bergen.")
     _, executor = run('{"operations": []}', ALL, bank)
     roles = [m["role"] for m in executor.client.requests[0].messages]

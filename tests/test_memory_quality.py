@@ -94,7 +94,11 @@ def test_the_embedded_executor_on_a_real_span_writes_complete_cited_facts(locomo
     written = [op for op in record.applied if op["action"] == "INSERT"]
     assert written and len(bank) == len(written)
     whole_turns = {turn_text(group).lower() for group in numbered_turns(span)}
+    speaker = {turn.turn_id: turn.speaker for turn in span.turns}
+    assert set(speaker.values()) == {"John", "James"}
     for item in bank.items.values():
         assert item.source_turn_ids and set(item.source_turn_ids) <= set(span.turn_ids)
         assert item.content.lower() not in whole_turns
+        # the grammar binds a fact to the one who said its turns: it starts with their name
+        assert {speaker[t] for t in item.source_turn_ids} == {item.content.split()[0].split("'")[0]}
     assert build_quality([record], len(bank))["truncation_rate"] == 0.0

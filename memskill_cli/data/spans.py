@@ -23,6 +23,7 @@ class SpanTurn(Record):
     turn_id: str
     date_time: str | None = None
     line: str
+    speaker: str | None = None  # who said it, for conversations (facts from a turn are bound to its speaker)
 
 
 class Span(Record):
@@ -43,11 +44,12 @@ class _Unit:
 
     session: Session
     turn_id: str
+    speaker: str
     line: str
 
 
 #: Bump when what a span holds changes, so span caches rebuild.
-SPAN_FORMAT = 2
+SPAN_FORMAT = 3
 
 
 def render_turn(turn: Turn) -> str:
@@ -74,7 +76,7 @@ def render(units: list[_Unit]) -> str:
 
 def make_spans(trace: Trace, settings: SpanSettings, counter: TokenCounter | None = None) -> list[Span]:
     counter = counter or TokenCounter(settings.tokenizer)
-    by_session = [[_Unit(s, t.turn_id, render_turn(t)) for t in s.turns] for s in trace.sessions]
+    by_session = [[_Unit(s, t.turn_id, t.speaker, render_turn(t)) for t in s.turns] for s in trace.sessions]
     units = [u for session_units in by_session for u in session_units]
     if settings.mode == "turn":
         groups = [[u] for u in units]
@@ -94,7 +96,8 @@ def make_spans(trace: Trace, settings: SpanSettings, counter: TokenCounter | Non
             session_ids=list(dict.fromkeys(u.session.session_id for u in group)),
             turn_ids=list(dict.fromkeys(u.turn_id for u in group)),
             date_time=group[0].session.date_time, text=text, n_tokens=counter.count(text),
-            turns=[SpanTurn(turn_id=u.turn_id, date_time=u.session.date_time, line=u.line) for u in group],
+            turns=[SpanTurn(turn_id=u.turn_id, date_time=u.session.date_time, line=u.line,
+                            speaker=u.speaker) for u in group],
         ))
     return spans
 
@@ -104,7 +107,7 @@ def _split_long(unit: _Unit, budget: int, counter: TokenCounter) -> list[_Unit]:
     if counter.count(unit.line) + overhead <= budget:
         return [unit]
     pieces = counter.split(unit.line, max(8, budget - overhead))
-    return [_Unit(unit.session, unit.turn_id, piece) for piece in pieces]
+    return [_Unit(unit.session, unit.turn_id, unit.speaker, piece) for piece in pieces]
 
 
 def _pack(units: list[_Unit], budget: int, overlap: int, counter: TokenCounter) -> list[list[_Unit]]:
