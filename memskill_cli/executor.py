@@ -96,6 +96,7 @@ def fact_schema(speaker: str | None) -> dict[str, Any]:
         pattern = FACT_PATTERN
     else:
         head = max(0, HEAD_CHARS - len(speaker))
+        # regex syntax only: re.escape also escapes spaces, which llama.cpp's pattern reader need not take
         name = re.sub(r"([\\.^$*+?()\[\]{}|/-])", r"\\\1", speaker)
         pattern = rf"^{name}[^\n:]{{{head}}}[^\n]{{0,{FACT_CHARS - len(speaker) - head}}}$"
     return {"type": "string", "minLength": HEAD_CHARS, "maxLength": FACT_CHARS, "pattern": pattern}
@@ -127,14 +128,16 @@ def operations_schema(allowed: list[str], speakers: list[str | None], n_memories
 
     variants = []
     for action in allowed:
-        if action in ("UPDATE", "DELETE") and not n_memories:
-            continue
-        if action in ("INSERT", "UPDATE"):
-            refs = {"ref": ref} if action == "UPDATE" else {}
-            variants += [variant(action, **refs, turns=turns(numbers), fact=fact_schema(name))
+        if action == "INSERT":
+            variants += [variant(action, turns=turns(numbers), fact=fact_schema(name))
                          for name, numbers in by_person.items()]
-        else:
-            variants.append(variant(action, ref=ref) if action == "DELETE" else variant(action))
+        elif action == "UPDATE" and n_memories:
+            variants += [variant(action, ref=ref, turns=turns(numbers), fact=fact_schema(name))
+                         for name, numbers in by_person.items()]
+        elif action == "DELETE" and n_memories:
+            variants.append(variant(action, ref=ref))
+        elif action == "NOOP":
+            variants.append(variant(action))
     return {"type": "object",
             "properties": {"operations": {"type": "array", "maxItems": limit, "items": {"anyOf": variants}}},
             "required": ["operations"], "additionalProperties": False}

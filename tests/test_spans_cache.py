@@ -52,6 +52,10 @@ def test_fixed_length_packs_whole_turns_within_budget_and_splits_long_turns():
     long_pieces = [s for s in spans if s.turn_ids == ["S2:2"]]
     assert len(long_pieces) >= 3  # the over-long turn was split
     assert all(s.text.startswith("[9 June 2024]") for s in long_pieces)  # the date heads every span
+    # every piece keeps who said it (the executor binds facts to it), though only the first starts "Ann:"
+    assert [t.speaker for t in spans[0].turns] == ["Ann", "Bo", "Ann"]
+    assert {t.speaker for s in long_pieces for t in s.turns} == {"Ann"}
+    assert not long_pieces[-1].turns[0].line.startswith("Ann:")
     # Nothing is lost: every word of the long turn appears across its pieces.
     assert " ".join(s.text for s in long_pieces).count("harbour") == 30
     assert spans == make_spans(_trace(), SpanSettings(mode="fixed-length", max_tokens=48), COUNTER)
