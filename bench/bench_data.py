@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from locomo import SOURCE
+
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, SpanSettings
 from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
-
-SOURCE = Path(__file__).resolve().parents[2] / "shared/data/locomo/locomo10_trainval.json"
 
 
 def main() -> None:

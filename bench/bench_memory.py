@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from locomo import first_sessions
+from locomo import SOURCE, first_sessions
 
 from memskill_cli.components import Components
 from memskill_cli.config import LLMRoleSettings, PrepareSettings, Settings, SpanSettings
@@ -54,7 +54,6 @@ from memskill_cli.significance import paired_gain
 from memskill_cli.skills import SkillBank
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
 WORK = ROOT / ".cache/bench-memory"
 TOP_K = 20         # recall@k compares the top k memories with the top k spans
 FILL_K = 200       # at the answer budget, memories are retrieved until the budget is full, as spans are
