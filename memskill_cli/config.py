@@ -70,7 +70,8 @@ class LLMSettings(Section):
     # The same limits as params.yaml, so the library's defaults build what the pipeline builds.
     executor: LLMRoleSettings = Field(  # models.DEFAULT_EXECUTOR_MODEL (not imported: config comes first)
         default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=640, dry_multiplier=0.8))
-    designer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=1024))
+    designer: LLMRoleSettings = Field(  # the 0.5B writes no valid, general edit (bench/bench_designer.py)
+        default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=1024))
     answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=48))
     judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=96))
     cache_enabled: bool = Field(True, description="Reuse answers of deterministic (temperature 0) calls.")

@@ -31,13 +31,14 @@ def cli_in(tmp_path: Path, **overrides: dict) -> list[str]:
     return [sys.executable, "-m", "memskill_cli.cli.app", "-q", "--params", str(tmp_path / "params.yaml")]
 
 
-def small_executor() -> dict:
-    """An `llm` override that runs the executor on the 0.5B: for tests of mechanics (checkpoints, bank versions,
-    games), not of memory quality, which run the default 1.5B. Keeps the suite well under 30 minutes."""
+def small_models() -> dict:
+    """An `llm` override that runs the executor and the designer on the 0.5B: for tests of mechanics
+    (checkpoints, bank versions, games), not of memory or edit quality, which run the default 1.5B (the quickstart
+    pipeline test). Keeps the suite well under 30 minutes."""
     from memskill_cli.llm.models import DEFAULT_MODEL
 
-    executor = yaml.safe_load((REPO / "params.yaml").read_text())["llm"]["executor"]
-    return {"executor": {**executor, "model": DEFAULT_MODEL}}
+    roles = yaml.safe_load((REPO / "params.yaml").read_text())["llm"]
+    return {role: {**roles[role], "model": DEFAULT_MODEL} for role in ("executor", "designer")}
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from memskill_cli.config import AlfworldSettings, EmbeddingSettings, PrepareSett
 from memskill_cli.data.schema import Session, Trace, Turn, load_prepared
 from memskill_cli.data.spans import make_spans
 from memskill_cli.llm import RoleClient, UsageLedger
-from tests.conftest import cli_in, small_executor
+from tests.conftest import cli_in, small_models
 from tests.scripted import ScriptedClient
 
 pytest.importorskip("alfworld", reason="the `alfworld` extra is not installed (pip install -e '.[alfworld]')")
@@ -205,7 +205,7 @@ def test_real_games_with_the_embedded_model(tmp_path):
     cmd = cli_in(tmp_path, alfworld={"games_per_task": {"memory": 1, "train": 0, "seen": 0, "unseen": 1},
                                      "max_steps": 6, "workers": 2},
                  eval={"split": "test", "judge": False, "max_queries": 2}, mlflow={"enabled": False},
-                 prepare={"source": None}, llm=small_executor())   # generate the games
+                 prepare={"source": None}, llm=small_models())   # generate the games
     for args in (["prepare", "alfworld"], ["build-cache", "alfworld"],
                  ["eval", "alfworld", "-m", "memskill", "-m", "no-memory"]):
         result = subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=tmp_path)

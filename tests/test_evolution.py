@@ -17,7 +17,7 @@ from memskill_cli.evolution.loop import evolve
 from memskill_cli.learning import source_turns
 from memskill_cli.llm import RoleClient, UsageLedger
 from memskill_cli.skills import SkillBank
-from tests.conftest import REPO, cli_in, small_executor
+from tests.conftest import REPO, cli_in, small_models
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
 
@@ -71,29 +71,32 @@ def edit(op, skill, **kw):
 def test_invalid_edits_are_rejected_with_reasons():
     bank = SkillBank.seed()
     edits = [
-        edit("add", "dated-events"),
+        edit("add", "Dated_Events"),  # read as dated-events
         edit("add", "insert"),  # duplicate name
         edit("add", "purge-old", actions=["DELETE"]),  # new skills may only INSERT/UPDATE
         edit("add", "templated", instructions="Store {fact} about {person} now please."),
         edit("add", "huge", instructions="x" * 2000),
         edit("refine", "delete", actions=["INSERT"]),  # a seed keeps its action type
         edit("refine", "nope"),
-        edit("add", "Bad Name"),
+        edit("add", "9 lives!"),
         {"op": "add", "skill": "no-reason", "description": "long enough text", "instructions": "long enough text"},
+        edit("refine", "insert", instructions=bank.get("insert").instructions.rsplit(".", 2)[0] + "."),  # re-sent
         edit("refine", "update", actions=["UPDATE"]),
         edit("add", "one-too-many"),
     ]
     accepted, rejected = validate_edits(bank, edits, max_changes=2)
     assert [e["skill"] for e in accepted] == ["dated-events", "update"]
-    why = {e["skill"]: e["why"] for e in rejected}
+    restated = next(e["why"] for e in rejected if (e["op"], e["skill"]) == ("refine", "insert"))
+    why = {e["skill"]: e["why"] for e in rejected if (e["op"], e["skill"]) != ("refine", "insert")}
     assert "already exists" in why["insert"]
     assert "only INSERT or UPDATE" in why["purge-old"]
     assert "placeholder" in why["templated"]
     assert "too long" in why["huge"]
     assert "keeps its action type" in why["delete"]
     assert "no skill named" in why["nope"]
-    assert "not a slug" in why["Bad Name"]
+    assert "not a slug" in why["9-lives!"]
     assert "reason" in why["no-reason"]
+    assert "restates skill 'insert'" in restated
     assert "budget" in why["one-too-many"]
     grown = apply_edits(bank, accepted, round_=1)
     assert grown.names == ["insert", "update", "delete", "skip", "dated-events"]
@@ -113,13 +116,15 @@ def test_edits_naming_the_hard_cases_specifics_or_overfilling_the_bank_are_rejec
     edits = [edit("add", "trivia", instructions="Insert the name of Priya's postdoc advisor when it is mentioned."),
              edit("add", "nested", actions=[["INSERT"]]),
              edit("add", "work-relations", instructions="Insert who a person works with or for, and since when."),
-             edit("add", "one-more", description="Record the places people live in and move to.")]
+             edit("add", "one-more", description="Record the places people live in and move to."),
+             edit("add", "delete-person", actions=["UPDATE"], instructions=bank.get("delete").instructions)]
     accepted, rejected = validate_edits(bank, edits, max_changes=3, max_skills=5, specifics=specifics)
     assert [e["skill"] for e in accepted] == ["work-relations"]
     why = {e["skill"]: e["why"] for e in rejected}
     assert "specifics" in why["trivia"] and "Priya" in why["trivia"]
     assert "list of action names" in why["nested"]
     assert "bank is full" in why["one-more"] and "5" in why["one-more"]
+    assert "restates skill 'delete'" in why["delete-person"]
 
 
 def test_a_version_replaces_the_best_only_on_a_significant_paired_gain(tmp_path):
@@ -209,7 +214,7 @@ def test_history_cases_feed_the_buffer(tmp_path):
 
 @pytest.mark.llm
 def test_real_evolve_produces_a_valid_bank_version(tmp_path):
-    cli = cli_in(tmp_path, eval={"max_queries": 5}, llm=small_executor())
+    cli = cli_in(tmp_path, eval={"max_queries": 5}, llm=small_models())
     train_dir = tmp_path / "artifacts/train/sample"
     train_dir.mkdir(parents=True)
     cases = [{"query_id": f"sample-01/q00{i}", "question": q, "gold": [g], "category": "single-hop",

