@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from locomo import SOURCE
+
 from memskill_cli.checkpoint import load_controller
 from memskill_cli.components import Components
 from memskill_cli.config import PrepareSettings, Settings, SpanSettings
@@ -45,7 +47,6 @@ from memskill_cli.significance import paired_gain
 from memskill_cli.skills import SkillBank
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT.parent / "shared/data/locomo/locomo10_trainval.json"
 WORK = ROOT / ".cache/bench-selection"
 
 
