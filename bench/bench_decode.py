@@ -43,16 +43,15 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=4, help="Spans of conv-47 timed (after one warm-up span).")
     args = parser.parse_args()
     spans = [s for s, _ in locomo_spans(Path(tempfile.mkdtemp()), Encoder(), 256).for_trace("conv-47")]
-    executor_role = Settings().llm.executor
+    executor_role, skills = Settings().llm.executor, SkillBank.seed().skills
     for model in args.models:
         role = executor_role.model_copy(update={"model": model, "n_ctx": 4096})
-        client = RoleClient("executor", create_backend(role),
-                            default_max_tokens=role.max_tokens)
+        client = RoleClient("executor", create_backend(role), default_max_tokens=role.max_tokens)
         executor = Executor(client)
-        client.complete(executor.request(spans[0], [], SkillBank.seed().skills))  # loads the model, caches the prefix
+        client.complete(executor.request(spans[0], [], skills))  # loads the model, caches the prefix
         grammar, plain, reading, tokens = [], [], [], []
         for span in spans[1: args.spans + 1]:
-            request = executor.request(span, [], SkillBank.seed().skills)
+            request = executor.request(span, [], skills)
             cold, _ = timed(client, request)
             seconds, n = timed(client, request)
             grammar.append(seconds / n)

@@ -4,11 +4,11 @@ least designer time.
 Every model sees the same LoCoMo hard cases: the buffer of a training run (by default bench_selection.py's run with
 the evidence reward), in `--rounds` rounds, each showing the designer a different seeded half of the buffer (as
 successive evolution cycles see different failures), always against the seed bank. Per model it prints: designer
-seconds and tokens, edits proposed, edits that pass the loop's own validation (well formed, within the budget, and
-general: no name, place or number taken from the cases shown), the reasons for the rest, and valid general edits
-per hour of designer time. Every valid edit is printed, to be read: validation cannot tell a useful rule from a
-platitude, and whether a version survives the significance test costs a scored evolution cycle (~25 minutes of
-executor and answerer time on 2 cores), which this benchmark does not run.
+seconds and tokens, edits proposed, edits that pass the loop's own validation (the loop's `design` turn: well
+formed, within the budget, and general: no name, place or number taken from the cases shown), the reasons for the
+rest, and valid general edits per hour of designer time. Every valid edit is printed, to be read: validation
+cannot tell a useful rule from a platitude, and whether a version survives the significance test costs a scored
+evolution cycle (~25 minutes of executor and answerer time on 2 cores), which this benchmark does not run.
 
 Run: .venv/bin/python bench/bench_designer.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b] [--rounds 3]
      [--train-dir .cache/bench-selection/train-evidence]
@@ -32,8 +32,7 @@ from memskill_cli.config import EvolveSettings, PrepareSettings, Settings
 from memskill_cli.data.prepare import prepare
 from memskill_cli.data.schema import load_prepared
 from memskill_cli.embeddings import Encoder
-from memskill_cli.errors import SchemaError
-from memskill_cli.evolution.designer import analyse, case_specifics, propose, render_case, validate_edits
+from memskill_cli.evolution.designer import design
 from memskill_cli.evolution.hardcases import buffer_from_training, select_cases
 from memskill_cli.learning import source_turns
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
@@ -71,18 +70,13 @@ def main() -> None:
         designer = RoleClient("designer", create_backend(role), default_max_tokens=role.max_tokens, ledger=ledger)
         proposed, valid, reasons, seconds = 0, [], Counter(), 0.0
         for r, sample in enumerate(samples):
-            shown_cases = select_cases(sample, encoder.encode, evolve.clusters, evolve.per_cluster,
-                                       evolve.max_cases_shown, r)
-            shown = [render_case(n, c, turns.get(c.trace_id, {})) for n, c in enumerate(shown_cases, start=1)]
+            shown = select_cases(sample, encoder.encode, evolve.clusters, evolve.per_cluster, evolve.max_cases_shown, r)
             start = time.perf_counter()
-            try:
-                edits = propose(designer, bank, analyse(designer, bank, "\n\n".join(shown)), evolve.max_changes, [])
-            except SchemaError as exc:
-                edits = []
-                reasons[f"unreadable designer output ({str(exc)[:60]})"] += 1
+            analysis, edits, accepted, rejected = design(designer, bank, shown, turns, evolve.max_changes,
+                                                         evolve.max_skills, [])
             seconds += time.perf_counter() - start
-            accepted, rejected = validate_edits(bank, edits, evolve.max_changes, evolve.max_skills,
-                                                case_specifics(shown, bank))
+            if "error" in analysis:
+                reasons[f"unreadable designer output ({analysis['error'][:60]})"] += 1
             proposed += len(edits)
             valid += accepted
             reasons.update(r["why"].split(" (")[0] for r in rejected)

@@ -8,7 +8,7 @@ passes `validate_edits`; rejected edits are reported and shown to the next cycle
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from memskill_cli.errors import SchemaError
 from memskill_cli.evolution.hardcases import HardCase
@@ -123,6 +123,27 @@ def propose(client: LLMClient, bank: SkillBank, analysis: dict[str, Any], max_ch
     if not isinstance(edits, list):
         raise SchemaError("designer output has no edits list")
     return edits
+
+
+class Proposal(NamedTuple):
+    analysis: dict[str, Any]
+    edits: list[Any]              # as the designer wrote them
+    accepted: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]  # each with its reason, `why`
+
+
+def design(client: LLMClient, bank: SkillBank, cases: list[HardCase], turns: dict[str, dict[str, str]],
+           max_changes: int, max_skills: int | None, failed: list[dict[str, Any]]) -> Proposal:
+    """One designer turn on the hard cases shown: analysis, edits, and the validation every edit must pass.
+    `turns` is trace id -> turn id -> "speaker: text"; an unreadable reply is an analysis error and no edit."""
+    shown = [render_case(n, c, turns.get(c.trace_id, {})) for n, c in enumerate(cases, start=1)]
+    try:
+        analysis = analyse(client, bank, "\n\n".join(shown))
+        edits = propose(client, bank, analysis, max_changes, failed)
+    except SchemaError as exc:
+        analysis, edits = {"error": str(exc)}, []
+    accepted, rejected = validate_edits(bank, edits, max_changes, max_skills, case_specifics(shown, bank))
+    return Proposal(analysis, edits, accepted, rejected)
 
 
 def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skills: int | None = None,

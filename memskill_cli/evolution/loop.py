@@ -15,15 +15,7 @@ from typing import Any
 import numpy as np
 
 from memskill_cli.config import EvolveSettings
-from memskill_cli.errors import SchemaError
-from memskill_cli.evolution.designer import (
-    analyse,
-    apply_edits,
-    case_specifics,
-    propose,
-    render_case,
-    validate_edits,
-)
+from memskill_cli.evolution.designer import apply_edits, design
 from memskill_cli.evolution.hardcases import HardCaseBuffer, select_cases
 from memskill_cli.evolution.snapshots import SnapshotStore
 from memskill_cli.llm import LLMClient
@@ -61,15 +53,8 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
             break
         state.round += 1
         current = store.bank(state.current)
-        shown = [render_case(n, c, turns.get(c.trace_id, {})) for n, c in enumerate(cases, start=1)]
-        cases_text = "\n\n".join(shown)
-        try:
-            analysis = analyse(designer, current, cases_text)
-            edits = propose(designer, current, analysis, max_changes, state.failed_proposals)
-        except SchemaError as exc:
-            analysis, edits = {"error": str(exc)}, []
-        accepted, rejected = validate_edits(current, edits, max_changes, settings.max_skills,
-                                            case_specifics(shown, current))
+        analysis, edits, accepted, rejected = design(designer, current, cases, turns, max_changes,
+                                                     settings.max_skills, state.failed_proposals)
         state.failed_proposals.extend(rejected)
         entry: dict[str, Any] = {"round": state.round, "cases": len(cases), "analysis": analysis,
                                  "proposed": edits, "accepted": accepted, "rejected": rejected}
