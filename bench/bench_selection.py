@@ -7,12 +7,14 @@ and whether the learned selection beats the alternatives at the same K.
 2. On the validation conversations' session windows (`--windows` of them, seeded), builds each window's memory
    with the trained controller, the similarity selector and random-K at the same K from the same bank, and
    prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?) and F1 with the
-   same answerer, with the paired difference of the controller against each and its 95% bootstrap interval.
+   same answerer, with the paired difference of the controller against each and its 95% bootstrap interval,
+   and the share of spans each selector gave each skill. With `--bank`, the seed bank with all four skills
+   (static-primitives) is compared too: does the grown bank help at all?
 
 Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3] [--lr X]
      [--reward f1|evidence] [--bank PATH (an evolved bank; default: the seed bank)]
 Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew); the
-checkpoint under .cache/bench-selection/train-<reward> (a rerun continues it).
+checkpoint under .cache/bench-selection/train-<reward>[-<bank hash>] (a rerun continues it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,7 @@ from memskill_cli.components import Components
 from memskill_cli.config import PrepareSettings, Settings, SpanSettings
 from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
+from memskill_cli.data.spans import Span
 from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.evaluation import load_context, select_queries, window_rows
@@ -42,12 +46,25 @@ from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import UsageLedger
 from memskill_cli.llm.roles import build_role_clients
 from memskill_cli.quality import evidence_hit
-from memskill_cli.selectors import ControllerSelector, RandomK, SimilarityTopK
+from memskill_cli.selectors import AllSkills, ControllerSelector, RandomK, SimilarityTopK, SkillSelector
 from memskill_cli.significance import paired_gain
-from memskill_cli.skills import SkillBank
+from memskill_cli.skills import Skill, SkillBank
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".cache/bench-selection"
+
+
+class Tally:
+    """A selector that counts the skills it hands the executor: what each policy actually chose, for diagnosis."""
+
+    def __init__(self, inner: SkillSelector) -> None:
+        self.inner, self.identity, self.picks, self.spans = inner, inner.identity, Counter(), 0
+
+    def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray, bank: SkillBank) -> list[Skill]:
+        picked = self.inner.select(span, span_vector, memory_vectors, bank)
+        self.picks.update(s.name for s in picked)
+        self.spans += 1
+        return picked
 
 
 def hits_and_f1(rows: list[dict]) -> tuple[list[float], list[float]]:
@@ -83,7 +100,7 @@ def main() -> None:
     trainer = make_trainer(settings, prepared.path, info.path, components)
     print(f"== training on LoCoMo: {len(trainer.env.episodes)} one-session windows, {args.episodes} per update, "
           f"K={args.top_k} of {len(bank.skills)} skills (executor {settings.llm.executor.model})")
-    train_dir = WORK / f"train-{args.reward}"
+    train_dir = WORK / (f"train-{args.reward}" + (f"-{bank.hash[:8]}" if args.bank else ""))  # one per bank
     start = time.perf_counter()
     before = train(settings, trainer, train_dir, ledger, resume=True)["resumed_from"] or 0
     for record in trainer.history[before:]:
@@ -104,14 +121,21 @@ def main() -> None:
     windows = list(make_windows(validation, ctx.cache, 1, None, 0).values())
     windows = random.Random(0).sample(windows, min(args.windows, len(windows)))
     controller, identity, trained_on = load_controller(train_dir / "checkpoint")
-    selectors = {"controller": ControllerSelector(controller, encoder.encode, args.top_k, identity, trained_on,
-                                                  settings.train.new_skill_floor),
-                 "similarity": SimilarityTopK(encoder.encode, args.top_k), "random": RandomK(args.top_k, 0)}
+    selectors = {"controller": (bank, Tally(ControllerSelector(controller, encoder.encode, args.top_k, identity,
+                                                               trained_on, settings.train.new_skill_floor))),
+                 "similarity": (bank, Tally(SimilarityTopK(encoder.encode, args.top_k))),
+                 "random": (bank, Tally(RandomK(args.top_k, 0)))}
+    if args.bank:  # does the grown bank help at all? the seed bank with every skill is static-primitives
+        selectors["seed-all"] = (SkillBank.seed(), Tally(AllSkills()))
     print(f"\n== validation: {len(windows)} windows, {sum(len(w.queries) for w in windows)} questions, K={args.top_k}")
-    results = {name: hits_and_f1(window_rows(ctx, bank, selector, windows)) for name, selector in selectors.items()}
+    results = {name: hits_and_f1(window_rows(ctx, skills, selector, windows))
+               for name, (skills, selector) in selectors.items()}
     for name, (hits, f1s) in results.items():
-        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}, F1 {statistics.fmean(f1s):.3f}")
-    for other in ("similarity", "random"):
+        tally = selectors[name][1]
+        chosen = ", ".join(f"{skill} {n / tally.spans:.0%}" for skill, n in tally.picks.most_common())
+        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}, F1 {statistics.fmean(f1s):.3f}; "
+              f"share of spans given each skill: {chosen}")
+    for other in [name for name in results if name != "controller"]:
         for metric, index in (("evidence recall", 0), ("F1", 1)):
             gain = paired_gain(results[other][index], results["controller"][index])
             print(f"controller - {other:10s} {metric:15s} {gain}")

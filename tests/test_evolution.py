@@ -117,7 +117,8 @@ def test_edits_naming_the_hard_cases_specifics_or_overfilling_the_bank_are_rejec
              edit("add", "nested", actions=[["INSERT"]]),
              edit("add", "work-relations", instructions="Insert who a person works with or for, and since when."),
              edit("add", "one-more", description="Record the places people live in and move to."),
-             edit("add", "delete-person", actions=["UPDATE"], instructions=bank.get("delete").instructions)]
+             edit("add", "delete-person", actions=["UPDATE"], instructions=bank.get("delete").instructions),
+             edit("add", "add-pet", instructions="When adding a new pet, give its breed and age. Do not name the pet.")]
     accepted, rejected = validate_edits(bank, edits, max_changes=3, max_skills=5, specifics=specifics)
     assert [e["skill"] for e in accepted] == ["work-relations"]
     why = {e["skill"]: e["why"] for e in rejected}
@@ -125,6 +126,7 @@ def test_edits_naming_the_hard_cases_specifics_or_overfilling_the_bank_are_rejec
     assert "list of action names" in why["nested"]
     assert "bank is full" in why["one-more"] and "5" in why["one-more"]
     assert "restates skill 'delete'" in why["delete-person"]
+    assert "not to name" in why["add-pet"]
 
 
 def test_a_version_replaces_the_best_only_on_a_significant_paired_gain(tmp_path):

@@ -47,7 +47,7 @@ def edits_schema(max_changes: int) -> dict[str, Any]:
                 "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
                 "instructions": {"type": "string", "maxLength": MAX_INSTRUCTIONS},
                 "actions": {"type": "array", "items": {"type": "string", "enum": ["INSERT", "UPDATE"]}},
-                "reason": {"type": "string", "maxLength": 300},
+                "reason": {"type": "string", "minLength": MIN_TEXT, "maxLength": 300},
             },
             "required": ["op", "skill", "description", "instructions", "reason"],
         }}},
@@ -66,6 +66,9 @@ _CALENDAR = {"January", "February", "March", "April", "May", "June", "July", "Au
 _WORD = re.compile(r"[\w'-]+")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}|\{\{|\}\}|\$\{|<[A-Z_]{2,}>|\[\[")
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,47}$")
+# "Do not name the person": the 1.5B turns the rule against the cases' names into a rule for the memory writer,
+# and a memory that does not say whom or what it is about answers nothing
+_FORBIDS_NAMES = re.compile(r"\b(?:do not|don't|never|without)\s+nam(?:e|ing)\b", re.IGNORECASE)
 
 
 def render_case(n: int, case: HardCase, evidence_text: dict[str, str]) -> str:
@@ -112,8 +115,9 @@ def propose(client: LLMClient, bank: SkillBank, analysis: dict[str, Any], max_ch
         "failed questions needed that no current skill asks for, or refines an existing skill (op 'refine', skill "
         "= its name, new description and instructions) to change what it asks for: never re-send a skill's "
         f"current text. The bank holds {len(bank.skills)} skills; prefer adding. Instructions tell the "
-        "memory writer exactly what to store and how, as general rules for any conversation: never name the people, "
-        "places or numbers of these cases. Give a reason for each. Reply as JSON."
+        "memory writer exactly what to store and how, as general rules for any conversation: the people, places "
+        "and numbers of these cases must not appear in a skill (say 'the person', 'the place'), while the "
+        "memories it asks for always name whom and what they are about. Give a reason for each. Reply as JSON."
     )
     # The schema constrains generation; the edits are then checked one by one by `validate_edits`, so a
     # truncated or half-formed edit is rejected on its own instead of sinking the whole proposal.
@@ -151,8 +155,8 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skil
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(accepted, rejected-with-reason). Checks: shape, budget, slugs, uniqueness, action types, lengths,
     no prompt-template placeholders, seed primitives keep their action type, the bank's size limit, and no
-    `specifics` (names, places, numbers from the hard cases) in a skill's text, and no edit that restates a
-    skill's current instructions."""
+    `specifics` (names, places, numbers from the hard cases) in a skill's text, no rule against naming what a
+    memory is about, and no edit that restates a skill's current instructions."""
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     names = set(bank.names)
@@ -186,6 +190,9 @@ def validate_edits(bank: SkillBank, edits: list[Any], max_changes: int, max_skil
             continue
         if name in touched:
             reject(edit, f"skill {name!r} is edited twice in one cycle")
+            continue
+        if _FORBIDS_NAMES.search(f"{description} {instructions}"):
+            reject(edit, "tells the memory writer not to name what a memory is about")
             continue
         named = sorted(specifics & set(_WORD.findall(f"{description} {instructions}")))
         if named:
