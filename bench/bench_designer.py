@@ -7,9 +7,9 @@ successive evolution cycles see different failures), always against the seed ban
 earlier rounds had rejected, as a cycle is. Per model it prints: designer seconds and tokens, edits proposed,
 edits that pass the loop's own validation (the loop's `design` turn: well formed, within the budget, and general:
 no name, place or number taken from the cases shown), the reasons for the rest, and valid general edits per hour
-of designer time. Every valid edit is printed, to be read: validation
-cannot tell a useful rule from a platitude, and whether a version survives the significance test costs a scored
-evolution cycle (~25 minutes of executor and answerer time on 2 cores), which this benchmark does not run.
+of designer time. Every valid edit is printed, to be read: validation cannot tell a useful rule from a platitude,
+and whether a version survives the significance test costs a scored evolution cycle (~25 minutes of executor and
+answerer time on 2 cores), which this benchmark does not run.
 
 With `--grow BANK.yaml` every round's valid edits are applied, so the next round sees the grown bank (what
 successive cycles would see if every version were kept), until the bank holds `--target` skills; the bank is
@@ -95,7 +95,7 @@ def main() -> None:
                 reasons[f"unreadable designer output ({analysis['error'][:60]})"] += 1
             proposed += len(edits)
             valid += accepted
-            reasons.update(r["why"].split(" (")[0] for r in rejected)
+            reasons.update(e["why"].split(" (")[0] for e in rejected)  # `r` stays the round
             if args.grow:
                 bank = apply_edits(bank, accepted, r + 1)
         usage = ledger.role("designer")
