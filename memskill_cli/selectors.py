@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -53,12 +54,14 @@ class SimilarityTopK:
         self.top_k = top_k
         self.identity = f"similarity-top{top_k}"
         self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # parallel traces start at once: embed a bank's descriptions once, not per thread
 
     def _descriptions(self, bank: SkillBank) -> np.ndarray:
         key = stable_hash([s.description for s in bank.skills])
-        if key not in self._cache:
-            self._cache[key] = self.encode([s.description for s in bank.skills])
-        return self._cache[key]
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self.encode([s.description for s in bank.skills])
+            return self._cache[key]
 
     def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray,
                bank: SkillBank) -> list[Skill]:

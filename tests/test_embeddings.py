@@ -1,3 +1,6 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -37,3 +40,39 @@ def test_a_text_longer_than_the_window_is_embedded_whole(encoder):
     assert encoder.chunks(short) == [short]
     pieces = encoder.chunks(head)
     assert "".join(pieces).replace(" ", "") == head.replace(" ", "")  # cut at token boundaries, nothing lost
+
+
+def test_concurrent_callers_share_a_pass_and_get_the_vectors_they_would_alone(encoder):
+    """Texts are embedded in groups of equal token length (never padded), so a vector does not depend on its
+    batch; callers that queue while the model is busy are embedded together in one pass."""
+    texts = [f"Ana told Bo about fact number {i} of her week." for i in range(12)]
+    texts += ["Bo adopted a grey cat named Luna in Denver last month, and she sleeps on the sofa."]
+    alone = np.stack([encoder.encode([text])[0] for text in texts])
+    assert np.array_equal(encoder.encode(texts), alone)   # bit for bit, whatever shares the pass
+    results: dict[int, np.ndarray] = {}
+
+    def call(i: int) -> None:
+        results[i] = encoder.encode([texts[i]])[0]
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(texts))]
+    passes = encoder.passes
+    with encoder._model_lock:              # the model is busy: every caller queues behind it
+        for thread in threads:
+            thread.start()
+        while len(encoder._queue) < len(texts):
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    assert encoder.passes - passes == 2    # one pass per token length, not one per caller
+    assert all(np.array_equal(results[i], alone[i]) for i in range(len(texts)))
+
+
+def test_a_failed_pass_fails_its_callers_and_the_next_call_works(encoder, monkeypatch):
+    def broken(texts, kind):
+        raise RuntimeError("out of memory")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(encoder._backend, "encode", broken)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            encoder.encode(["Ana moved to Lisbon."])
+    assert encoder._queue == [] and encoder.encode(["Ana moved to Lisbon."]).shape == (1, 384)
