@@ -146,9 +146,9 @@ class Encoder:
         with self._queue_lock:
             requests, self._queue = self._queue, []
         try:
-            pieces = [[self._pieces(text) for text in request.texts] for request in requests]
-            flat = [(request.kind, piece, length) for request, texts in zip(requests, pieces, strict=True)
-                    for text in texts for piece, length in text]
+            pieces = [[self._pieces(text) for text in request.texts] for request in requests]  # per request, text
+            flat = [(request.kind, piece, length) for request, per_text in zip(requests, pieces, strict=True)
+                    for text_pieces in per_text for piece, length in text_pieces]
             groups: dict[tuple[Kind, int], list[int]] = {}
             for index, (kind, _, length) in enumerate(flat):
                 groups.setdefault((kind, length), []).append(index)
@@ -164,8 +164,8 @@ class Encoder:
                 request.error = exc
             raise
         first = 0
-        for request, texts in zip(requests, pieces, strict=True):
-            counts = [len(text) for text in texts]
+        for request, per_text in zip(requests, pieces, strict=True):
+            counts = [len(text_pieces) for text_pieces in per_text]
             mine = rows[first:first + sum(counts)]
             first += sum(counts)
             if len(mine) == len(counts):

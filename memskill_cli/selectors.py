@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -13,7 +13,6 @@ import torch
 from memskill_cli.controller import SkillController, exploration_shift, make_state
 from memskill_cli.data.spans import Span
 from memskill_cli.errors import ConfigError
-from memskill_cli.fileio import stable_hash
 from memskill_cli.skills import Skill, SkillBank, changed_skills
 
 
@@ -46,6 +45,25 @@ class AllSkills:
         return list(bank.skills)
 
 
+T = TypeVar("T")
+
+
+class PerBank(Generic[T]):
+    """What a selector derives from a bank (its skills' description vectors), computed once per bank: parallel
+    traces start at the same moment, and each would otherwise find nothing cached and compute it again."""
+
+    def __init__(self, derive: Callable[[SkillBank], T]) -> None:
+        self._derive = derive
+        self._values: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, bank: SkillBank) -> T:
+        with self._lock:
+            if bank.hash not in self._values:
+                self._values[bank.hash] = self._derive(bank)
+            return self._values[bank.hash]
+
+
 class SimilarityTopK:
     """The K skills whose description embeds closest to the span."""
 
@@ -53,15 +71,7 @@ class SimilarityTopK:
         self.encode = encode
         self.top_k = top_k
         self.identity = f"similarity-top{top_k}"
-        self._cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()  # parallel traces start at once: embed a bank's descriptions once, not per thread
-
-    def _descriptions(self, bank: SkillBank) -> np.ndarray:
-        key = stable_hash([s.description for s in bank.skills])
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = self.encode([s.description for s in bank.skills])
-            return self._cache[key]
+        self._descriptions = PerBank(lambda bank: self.encode([s.description for s in bank.skills]))
 
     def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray,
                bank: SkillBank) -> list[Skill]:
@@ -96,15 +106,13 @@ class ControllerSelector:
         self.trained_on, self.floor = trained_on, floor
         explore = f"-floor{floor}-{trained_on.hash}" if trained_on is not None and floor else ""
         self.identity = f"controller-{identity}-top{top_k}{explore}"
-        self._skills: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._bank = PerBank(self._skill_tensors)
 
-    def _bank(self, bank: SkillBank) -> tuple[torch.Tensor, torch.Tensor]:
+    def _skill_tensors(self, bank: SkillBank) -> tuple[torch.Tensor, torch.Tensor]:
         """The bank's skill vectors and which of its skills are untried."""
-        if bank.hash not in self._skills:
-            fresh = changed_skills(self.trained_on, bank) if self.trained_on is not None and self.floor else set()
-            self._skills[bank.hash] = (torch.tensor(self.encode([s.description for s in bank.skills])),
-                                       torch.tensor([s.name in fresh for s in bank.skills]))
-        return self._skills[bank.hash]
+        fresh = changed_skills(self.trained_on, bank) if self.trained_on is not None and self.floor else set()
+        return (torch.tensor(self.encode([s.description for s in bank.skills])),
+                torch.tensor([s.name in fresh for s in bank.skills]))
 
     def select(self, span: Span, span_vector: np.ndarray, memory_vectors: np.ndarray,
                bank: SkillBank) -> list[Skill]:
