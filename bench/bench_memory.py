@@ -97,7 +97,8 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     print(f"truncated {quality['truncation_rate']:.1%} | verbatim copies {quality['verbatim_copy_rate'] or 0:.1%} | "
           f"completion tokens/span {quality['completion_tokens_per_span']:.0f} | memories/span "
           f"{quality['memories_per_span']:.2f} ({quality['memories']} in all) | {seconds}")
-    print(f"rejected operations: {quality['rejected_by_reason'] or 'none'}; parse failures {quality['parse_failures']}")
+    print(f"rejected operations: {quality['rejected_by_reason'] or 'none'}; parse failures "
+          f"{quality['parse_failures']}; UPDATEs of another fact kept apart (inserted) {quality['updates_kept_apart']}")
     if fresh_dir:
         print(f"built memories and executor records (items.jsonl, records.jsonl per conversation): {fresh_dir}")
     for name, contexts in (("static-primitives (budget)", memory_ctx), ("raw-rag (budget)", rag_ctx),

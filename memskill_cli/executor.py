@@ -9,7 +9,10 @@ comes first, because small models copy turns unless they see facts written from 
 JSON schema agree: a bounded number of operations with bounded content (the grammar enforces both), so a full
 answer fits in the role's `max_tokens`. A response cut off at the token limit is detected: its complete
 operations are applied and the incomplete one is discarded and counted (`truncated`), never half-applied.
-Anything else invalid is rejected with a reason, never applied and never a crash.
+Anything else invalid is rejected with a reason, never applied and never a crash. An UPDATE that writes another
+fact than the memory it names holds (another person's, or one its embedding says is unrelated) is stored as an
+INSERT: small models reach for "UPDATE M1" to write anything new, which would erase M1's fact and leave its turns
+cited by a memory that no longer says it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from memskill_cli.data.spans import Span, SpanTurn
 from memskill_cli.errors import SchemaError
@@ -80,6 +85,7 @@ HEAD_CHARS = 24              # a fact's opening, where no colon may stand (and i
 FACT_PATTERN = rf"^[A-Z][^\n:]{{{HEAD_CHARS - 1}}}[^\n]{{0,{FACT_CHARS - HEAD_CHARS}}}$"
 MAX_CITED_TURNS = 3          # most turns one operation cites
 MAX_OPERATIONS = 8           # most operations in one response, whatever the token budget
+SAME_FACT = 0.8              # MiniLM cosine of an UPDATE's fact to its memory's, below which it is another fact
 OPERATION_TOKENS = 36 + -(-FACT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
 
 
@@ -211,10 +217,11 @@ def allowed_actions(skills: list[Skill]) -> list[str]:
 
 
 def prompt_hash() -> str:
-    """The prompt text and output schema themselves, so an edited prompt never reuses memories built with the old."""
+    """The prompt text, output schema and apply rules themselves, so an edited prompt never reuses memories built
+    with the old."""
     return stable_hash([SYSTEM, USER_TEMPLATE, OPERATION_FORMATS, EXAMPLE_SKILLS, EXAMPLE_MEMORIES, EXAMPLE_SPAN,
                         EXAMPLE_OPERATIONS, FACT_CHARS, FACT_PATTERN, MAX_CITED_TURNS, MAX_OPERATIONS,
-                        OPERATION_TOKENS])
+                        OPERATION_TOKENS, SAME_FACT])
 
 
 class Executor:
@@ -332,6 +339,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
 
     turns = numbered_turns(span)
     edits: dict[str, tuple[str, dict[str, Any]]] = {}  # real id -> (action, validated op)
+    speakers: dict[str, str | None] = {}  # real id -> the person an UPDATE's new fact is bound to
     inserts: list[dict[str, Any]] = []
     for op in operations[:limit]:
         if not isinstance(op, dict) or not isinstance(op.get("action"), str):
@@ -348,6 +356,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             record.applied.append({"action": "NOOP"})
             continue
         change: dict[str, Any] = {}
+        speaker = None  # the person a written fact is bound to
         if action in ("INSERT", "UPDATE"):
             content = memory_text(op)
             if content is None:
@@ -366,6 +375,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             change = {"content": content, "turn_ids": [group[0].turn_id for group in cited],
                       "session_date": cited[0][0].date_time,
                       "copy": is_verbatim_copy(content, map(turn_text, turns))}
+            speaker = person(cited[0])
         if action == "INSERT":
             text = change["content"]
             if bank.find_duplicate(text) or text.lower() in (c["content"].lower() for c in inserts):
@@ -385,18 +395,38 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             reject(op, "conflict")
             continue
         edits[real_id] = (action, change)
+        speakers[real_id] = speaker
     if len(operations) > limit:  # counted in one entry (with the first as a sample), never stored one by one
         record.rejected.append({"operation": operations[limit], "reason": "over_limit",
                                 "count": len(operations) - limit})
+    updates = [(real_id, change) for real_id, (action, change) in edits.items() if action == "UPDATE"]
+    facts = [change["content"] for _, change in updates] + [change["content"] for change in inserts]
+    vectors = list(bank.embed(facts)) if facts else []  # every fact of the reply in one encoder call
+    update_vectors = {real_id: vectors[i] for i, (real_id, _) in enumerate(updates)}
+    insert_vectors = vectors[len(updates):]
     for real_id, (action, change) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
         if action == "DELETE":
             bank.delete(real_id, step, span.span_id)
             record.applied.append({"action": "DELETE", "id": real_id})
-        else:
-            bank.update(real_id, change["content"], span.span_id, step, change["turn_ids"], change["session_date"])
+        elif rewrites_same_fact(bank, real_id, speakers[real_id], update_vectors[real_id]):
+            bank.update(real_id, change["content"], span.span_id, step, change["turn_ids"], change["session_date"],
+                        vector=update_vectors[real_id])
             record.applied.append({"action": "UPDATE", "id": real_id, **change})
+        elif change["content"].lower() in (c["content"].lower() for c in inserts):
+            reject({"action": "UPDATE", "id": real_id, "fact": change["content"]}, "duplicate")
+        else:  # another fact: stored beside the memory it named, which keeps its own
+            inserts.append({**change, "instead_of_update": real_id})
+            insert_vectors.append(update_vectors[real_id])
     if inserts:
-        ids = bank.insert([c["content"] for c in inserts], span.span_id, step,
+        ids = bank.insert([c["content"] for c in inserts], span.span_id, step, vectors=np.stack(insert_vectors),
                           sources=[c["turn_ids"] for c in inserts], session_dates=[c["session_date"] for c in inserts])
         for item_id, change in zip(ids, inserts, strict=True):
             record.applied.append({"action": "INSERT", "id": item_id, **change})
+
+
+def rewrites_same_fact(bank: MemoryBank, item_id: str, speaker: str | None, vector: np.ndarray) -> bool:
+    """Whether an UPDATE restates its memory's fact (so rewriting it loses nothing): the same person, where the
+    new fact is bound to one, and an embedding within `SAME_FACT` of the old."""
+    if speaker and not bank.items[item_id].content.startswith(speaker):
+        return False
+    return bank.similarity(item_id, vector) >= SAME_FACT

@@ -57,7 +57,7 @@ class MemoryBank:
     def __len__(self) -> int:
         return len(self.items)
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str]) -> np.ndarray:
         if self.encode is None:
             raise RuntimeError("this memory bank was loaded without an encoder; it is read-only")
         return np.asarray(self.encode(texts), dtype=np.float32).reshape(len(texts), self.dim)
@@ -79,7 +79,7 @@ class MemoryBank:
     def insert(self, contents: list[str], span_id: str | None, step: int, vectors: np.ndarray | None = None,
                sources: list[list[str]] | None = None, session_dates: list[str | None] | None = None) -> list[str]:
         """New items; `sources` are the turn ids each one was written from, `session_dates` their dates."""
-        vectors = self._embed(contents) if vectors is None else vectors
+        vectors = self.embed(contents) if vectors is None else vectors
         sources = sources or [[] for _ in contents]
         session_dates = session_dates or [None for _ in contents]
         ids = []
@@ -94,11 +94,16 @@ class MemoryBank:
             ids.append(item_id)
         return ids
 
+    def similarity(self, item_id: str, vector: np.ndarray) -> float:
+        """Cosine of an item's vector with `vector` (both L2-normalised, as the index's inner product assumes)."""
+        return float(self.vectors[item_id] @ np.asarray(vector, dtype=np.float32).reshape(-1))
+
     def update(self, item_id: str, content: str, span_id: str | None, step: int,
-               turn_ids: list[str] | None = None, session_date: str | None = None) -> None:
+               turn_ids: list[str] | None = None, session_date: str | None = None,
+               vector: np.ndarray | None = None) -> None:
         """Rewrite an item; the turns it now draws on join its provenance (the earlier ones stay)."""
         item = self.items[item_id]
-        vector = self._embed([content])[0]
+        vector = self.embed([content])[0] if vector is None else np.asarray(vector, dtype=np.float32)
         item.history.append(MemoryEvent(step=step, action="UPDATE", old=item.content, new=content, span_id=span_id,
                                         turn_ids=list(turn_ids or [])))
         item.content, item.updated_step = content, step

@@ -66,6 +66,7 @@ def build_quality(records: Sequence[CallRecord], memories: int) -> dict[str, Any
         "truncation_rate": _mean([float(r.truncated) for r in records]),
         "parse_failures": sum(r.parse_error is not None for r in records),
         "written_operations": len(written),
+        "updates_kept_apart": sum("instead_of_update" in op for op in written),  # UPDATEs of another fact
         "verbatim_copy_rate": _mean([float(op.get("copy", False)) for op in written]),
         "rejected_operations": sum(reasons.values()),
         "rejected_by_reason": dict(sorted(reasons.items())),

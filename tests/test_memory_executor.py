@@ -10,6 +10,7 @@ from memskill_cli.errors import DataError
 from memskill_cli.executor import Executor, operations_schema, parse_operations
 from memskill_cli.llm import ChatResponse, Usage
 from memskill_cli.memory import MemoryBank
+from memskill_cli.quality import build_quality
 from memskill_cli.skills import Skill, SkillBank
 from tests.scripted import ScriptedClient
 
@@ -102,6 +103,38 @@ def test_an_update_into_another_memorys_words_is_a_duplicate():
         {"action": "UPDATE", "ref": car, "turns": [1], "content": "Ann drives a red car."}]})
     record, _ = run(same, ALL, bank)
     assert record.rejected == [] and [a["action"] for a in record.applied] == ["UPDATE"]
+
+
+def test_an_update_that_writes_another_fact_is_stored_beside_its_memory(encoder):
+    """Small models UPDATE a shown memory to write whatever is new (LoCoMo conv-48: "Jolene finished an electrical
+    engineering project" became "Jolene received a letter from her husband"); applied, that erases a fact and leaves
+    its turn cited by a memory that no longer says it."""
+    turns = [SpanTurn(turn_id=f"D2:{n}", date_time="2 Feb 2023", line=f"{who}: {said}", speaker=who)
+             for n, (who, said) in enumerate([("Jolene", "My husband wrote me a letter last month."),
+                                              ("John", "Video games make me so happy!"),
+                                              ("Deborah", "I'm going back to my yoga practice.")], start=1)]
+    span = Span(span_id="c/00009", trace_id="c", index=9, session_ids=["D2"], turn_ids=[t.turn_id for t in turns],
+                date_time="2 Feb 2023", text="\n".join(t.line for t in turns), n_tokens=30, turns=turns)
+    bank = MemoryBank(encoder.dim, encoder.encode)
+    bank.insert(["Jolene finished an electrical engineering project in December 2022.",
+                 "James says video games make him happy.", "Deborah plans to resume yoga."], "c/00001", 0,
+                sources=[["D1:2"], ["D1:5"], ["D1:7"]])
+    output = json.dumps({"operations": [
+        {"action": "UPDATE", "ref": 1, "turns": [1],
+         "fact": "Jolene received a letter from her husband in January 2023."},
+        {"action": "UPDATE", "ref": 2, "turns": [2], "fact": "John says video games make him happy."},   # John's now
+        {"action": "UPDATE", "ref": 3, "turns": [3], "fact": "Deborah plans to resume her yoga practice."}]})
+    record = Executor(ScriptedClient(lambda r: output)).process(span, list(bank.items.values()), bank, ALL, step=9)
+    assert record.rejected == []
+    assert {i.id: (i.content, i.source_turn_ids) for i in bank.items.values()} == {
+        "m1": ("Jolene finished an electrical engineering project in December 2022.", ["D1:2"]),  # kept whole
+        "m2": ("James says video games make him happy.", ["D1:5"]),
+        "m3": ("Deborah plans to resume her yoga practice.", ["D1:7", "D2:3"]),                  # a restatement
+        "m4": ("Jolene received a letter from her husband in January 2023.", ["D2:1"]),
+        "m5": ("John says video games make him happy.", ["D2:2"])}
+    assert [(a["action"], a["id"], a.get("instead_of_update")) for a in record.applied] == [
+        ("UPDATE", "m3", None), ("INSERT", "m4", "m1"), ("INSERT", "m5", "m2")]
+    assert build_quality([record], len(bank))["updates_kept_apart"] == 2
 
 
 def test_ten_thousand_operations_are_counted_not_stored():
