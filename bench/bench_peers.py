@@ -8,8 +8,13 @@ memories cite turns (a peer's do not: omitted, not guessed), and the memory-cons
 from static-primitives with its 95% bootstrap interval, and the token ratio the issue targets (ours at most a fifth
 of Mem0's).
 
+With `--bank` and `--controller` (an evolved bank and the controller trained on it, e.g. `bench/banks/grown-10.yaml`
+and `bench/banks/grown-10-controller`, which bench_selection.py trains), the `memskill` method is the full one:
+the trained controller picks `--top-k` skills of that bank per span.
+
 Run: .venv/bin/python bench/bench_peers.py [--conversations conv-47 conv-48] [--sessions 2]
-     [--methods static-primitives raw-rag mem0 langmem no-memory] [--model qwen2.5-coder-1.5b]
+     [--methods static-primitives raw-rag mem0 langmem no-memory memskill] [--model qwen2.5-coder-1.5b]
+     [--bank PATH --controller DIR] [--top-k 3]
 Reads ../shared/data/locomo. Built memories (ours and the peers') and every LLM answer are cached under
 .cache/bench-peers, so a rerun costs nothing; delete that folder to measure time again.
 """
@@ -62,10 +67,16 @@ def main() -> None:
                                                                 "(0: whole conversations).")
     parser.add_argument("--methods", nargs="+", default=[BASELINE, "raw-rag", "mem0", "langmem", "no-memory"])
     parser.add_argument("--model", default=None, help="Executor model (the peers' LLM too); default: params'.")
+    parser.add_argument("--bank", default=None, help="Skill bank of the memskill method (default: the seed bank).")
+    parser.add_argument("--controller", default=None, help="Trained controller of the memskill method (default: "
+                                                           "the similarity selector).")
+    parser.add_argument("--top-k", type=int, default=None, help="Skills per span of the memskill method.")
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
-    settings = Settings(eval={"split": "validation", "judge": False})
+    settings = Settings(eval={"split": "validation", "judge": False,
+                              **({"skills_per_span": args.top_k} if args.top_k else {})},
+                        memory={"skill_bank": args.bank, "controller": args.controller})
     if args.model:
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={
             "executor": settings.llm.executor.model_copy(update={"model": args.model})})})
