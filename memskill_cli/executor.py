@@ -427,6 +427,6 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
 def rewrites_same_fact(bank: MemoryBank, item_id: str, speaker: str | None, vector: np.ndarray) -> bool:
     """Whether an UPDATE restates its memory's fact (so rewriting it loses nothing): the same person, where the
     new fact is bound to one, and an embedding within `SAME_FACT` of the old."""
-    if speaker and not bank.items[item_id].content.startswith(speaker):
+    if speaker and not re.match(rf"{re.escape(speaker)}\b", bank.items[item_id].content):  # "Jo" is not "Jolene"
         return False
     return bank.similarity(item_id, vector) >= SAME_FACT
