@@ -338,9 +338,12 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
         record.rejected.append({"operation": op, "reason": reason})
 
     turns = numbered_turns(span)
-    edits: dict[str, tuple[str, dict[str, Any]]] = {}  # real id -> (action, validated op)
-    speakers: dict[str, str | None] = {}  # real id -> the person an UPDATE's new fact is bound to
+    edits: dict[str, tuple[str, dict[str, Any], str | None]] = {}  # real id -> (action, validated op, its person)
     inserts: list[dict[str, Any]] = []
+
+    def inserted(text: str) -> bool:
+        return text.lower() in (c["content"].lower() for c in inserts)
+
     for op in operations[:limit]:
         if not isinstance(op, dict) or not isinstance(op.get("action"), str):
             reject(op, "malformed")
@@ -378,7 +381,7 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
             speaker = person(cited[0])
         if action == "INSERT":
             text = change["content"]
-            if bank.find_duplicate(text) or text.lower() in (c["content"].lower() for c in inserts):
+            if bank.find_duplicate(text) or inserted(text):
                 reject(op, "duplicate")
                 continue
             inserts.append(change)
@@ -394,25 +397,24 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
         if real_id in edits:  # an UPDATE and a DELETE (or two edits) of one item: the first wins
             reject(op, "conflict")
             continue
-        edits[real_id] = (action, change)
-        speakers[real_id] = speaker
+        edits[real_id] = (action, change, speaker)
     if len(operations) > limit:  # counted in one entry (with the first as a sample), never stored one by one
         record.rejected.append({"operation": operations[limit], "reason": "over_limit",
                                 "count": len(operations) - limit})
-    updates = [(real_id, change) for real_id, (action, change) in edits.items() if action == "UPDATE"]
+    updates = [(real_id, change) for real_id, (action, change, _) in edits.items() if action == "UPDATE"]
     facts = [change["content"] for _, change in updates] + [change["content"] for change in inserts]
     vectors = list(bank.embed(facts)) if facts else []  # every fact of the reply in one encoder call
     update_vectors = {real_id: vectors[i] for i, (real_id, _) in enumerate(updates)}
     insert_vectors = vectors[len(updates):]
-    for real_id, (action, change) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
+    for real_id, (action, change, speaker) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
         if action == "DELETE":
             bank.delete(real_id, step, span.span_id)
             record.applied.append({"action": "DELETE", "id": real_id})
-        elif rewrites_same_fact(bank, real_id, speakers[real_id], update_vectors[real_id]):
+        elif rewrites_same_fact(bank, real_id, speaker, update_vectors[real_id]):
             bank.update(real_id, change["content"], span.span_id, step, change["turn_ids"], change["session_date"],
                         vector=update_vectors[real_id])
             record.applied.append({"action": "UPDATE", "id": real_id, **change})
-        elif change["content"].lower() in (c["content"].lower() for c in inserts):
+        elif inserted(change["content"]):
             reject({"action": "UPDATE", "id": real_id, "fact": change["content"]}, "duplicate")
         else:  # another fact: stored beside the memory it named, which keeps its own
             inserts.append({**change, "instead_of_update": real_id})
