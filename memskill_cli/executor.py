@@ -43,16 +43,16 @@ SYSTEM = (
 )
 USER_TEMPLATE = (  # what changes least comes first, so llama.cpp reuses the cached prefix across spans
     "Skills to apply:\n{skills}\n\n"
-    "Reply with JSON {{\"operations\": [...]}} of at most {max_operations} operations, each one of:\n{formats}\n\n"
+    "Reply with JSON {{\"operations\":[...]}} of at most {max_operations} operations, each one of:\n{formats}\n\n"
     "Existing memories (refer to them by M number):\n{memories}\n\n"
     "New excerpt:\n{span}\n\n"
     "Facts from this excerpt as memory operations:"
 )
-OPERATION_FORMATS = {
-    "INSERT": '{"action": "INSERT", "turns": [<T numbers>], "fact": "<Name ...>"}',
-    "UPDATE": '{"action": "UPDATE", "ref": <M number>, "turns": [<T numbers>], "fact": "<Name ...>"}',
-    "DELETE": '{"action": "DELETE", "ref": <M number>}',
-    "NOOP": '{"action": "NOOP"}',
+OPERATION_FORMATS = {  # compact, as the example and the reply (`compact_json`): spaces are tokens too
+    "INSERT": '{"action":"INSERT","turns":[<T numbers>],"fact":"<Name ...>"}',
+    "UPDATE": '{"action":"UPDATE","ref":<M number>,"turns":[<T numbers>],"fact":"<Name ...>"}',
+    "DELETE": '{"action":"DELETE","ref":<M number>}',
+    "NOOP": '{"action":"NOOP"}',
 }
 # A worked example, shown as an earlier exchange: small models copy turns unless they see facts written from
 # them. Its people and events are made up and far from any benchmark; a memory that repeats one is rejected.
@@ -207,7 +207,7 @@ def render_prompt(turns: list[list[SpanTurn]], memories: list[MemoryItem], skill
     example = USER_TEMPLATE.format(skills=EXAMPLE_SKILLS, memories=EXAMPLE_MEMORIES, span=EXAMPLE_SPAN,
                                    max_operations=limit, formats="\n".join(OPERATION_FORMATS.values()))
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": example},
-            {"role": "assistant", "content": json.dumps({"operations": EXAMPLE_OPERATIONS})},
+            {"role": "assistant", "content": json.dumps({"operations": EXAMPLE_OPERATIONS}, separators=(",", ":"))},
             {"role": "user", "content": user}]
 
 
@@ -242,7 +242,7 @@ class Executor:
     def request(self, span: Span, memories: list[MemoryItem], skills: list[Skill]) -> ChatRequest:
         turns = numbered_turns(span)
         schema = operations_schema(allowed_actions(skills), [person(t) for t in turns], len(memories), self.limit)
-        return ChatRequest(render_prompt(turns, memories, skills, self.limit), json_schema=schema)
+        return ChatRequest(render_prompt(turns, memories, skills, self.limit), json_schema=schema, compact_json=True)
 
     def process(self, span: Span, memories: list[MemoryItem], bank: MemoryBank, skills: list[Skill],
                 step: int) -> SpanRecord:

@@ -62,3 +62,40 @@ def test_dry_sampling_stops_the_model_copying_a_long_run_of_its_prompt(embedded_
     assert sentence in embedded_llm.complete(request).text
     assert sentence not in with_dry.complete(request).text
     assert with_dry.identity != embedded_llm.identity        # cached answers never cross the two settings
+
+
+def test_dry_sampling_lets_a_number_already_written_be_written_again(monkeypatch):
+    """Digits break DRY's runs: with llama.cpp's own breakers a year the executor model has written is penalised the
+    next time, so dates drift (LoCoMo facts went "January 2020", "2019", "2018" in one session of 2023; here the
+    1.5B lists "12 May 2022" for an event the prompt dates 12 May 2023)."""
+    from memskill_cli.config import LLMRoleSettings
+    from memskill_cli.llm import llamacpp
+
+    events = ["the party", "the trip", "the exam", "the concert", "the match", "the wedding"]
+    listed = "; ".join(f"{event} on {day} May 2023" for event, day in zip(events, (3, 9, 12, 17, 21, 28), strict=True))
+    schema = {"type": "object", "properties": {"dates": {"type": "array", "items": {"type": "string"},
+                                                         "minItems": 6, "maxItems": 6}},
+              "required": ["dates"]}
+    request = ChatRequest([{"role": "user", "content": f"Events: {listed}. List the date of each event as JSON."}],
+                          json_schema=schema, max_tokens=120)
+    with_dry = llamacpp.LlamaCppClient(LLMRoleSettings(model="qwen2.5-coder-1.5b", n_ctx=4096, dry_multiplier=0.8))
+
+    def years(client):
+        return [s.count("2023") for s in parse_json(client.complete(request).text, schema)["dates"]]
+
+    assert years(with_dry) == [1] * 6
+    monkeypatch.setattr(llamacpp, "DRY_BREAKERS", ["\n", ":", '"', "*"])   # llama.cpp's defaults
+    assert years(with_dry) != [1] * 6
+
+
+def test_json_comes_back_compact_when_asked(embedded_llm):
+    """A request may ask for JSON without spaces after separators (structure costs fewer tokens); others keep them."""
+    def reply(compact):
+        return embedded_llm.complete(ChatRequest(
+            [{"role": "user", "content": "Ana is 31 and likes chess and hiking. Describe her as JSON."}],
+            json_schema=SCHEMA, max_tokens=80, compact_json=compact)).text
+
+    compact, spaced = reply(True), reply(False)
+    assert parse_json(compact, SCHEMA)["age"] == 31 and parse_json(spaced, SCHEMA)["age"] == 31
+    assert compact.startswith('{"name":"Ana"') and '": ' not in compact and '", "' not in compact
+    assert '"name": "Ana"' in spaced                  # the model's own spacing (here, pretty-printed)

@@ -20,12 +20,16 @@ Message = dict[str, str]
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat call. `json_schema` asks for constrained JSON output where the backend supports it."""
+    """One chat call. `json_schema` asks for constrained JSON output where the backend supports it;
+    `compact_json` for that JSON without spaces after separators (fewer tokens), where the backend can hold it to
+    that: ask for it only when the prompt shows compact JSON (a small model shown spaced JSON and held to compact
+    reaches for `[]`)."""
 
     messages: Sequence[Message]
     json_schema: dict[str, Any] | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    compact_json: bool = False
 
     def cache_payload(self) -> dict[str, Any]:
         return {
@@ -33,6 +37,7 @@ class ChatRequest:
             "json_schema": self.json_schema,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
+            **({"compact_json": True} if self.compact_json else {}),
         }
 
 

@@ -13,6 +13,13 @@ from memskill_cli.errors import LLMError
 from memskill_cli.llm import models
 from memskill_cli.llm.base import ChatRequest, ChatResponse, LLMClient, Usage
 
+# DRY's sequence breakers: llama.cpp's own (newline, colon, quote, asterisk) and every digit. A run of tokens DRY
+# penalises never spans a digit, so a year or a turn number written before is not pushed to another: with the
+# defaults, facts of one span drifted "December 2022", "2021", "2020", "2019" as each ending was penalised in turn.
+DRY_BREAKERS = ["\n", ":", '"', "*", *"0123456789"]
+# JSON without spaces after "," and ":" (llguidance's separators), for requests that ask for it: a third fewer
+# tokens of structure, and a small model writes a token in ~60 ms on 2 cores.
+COMPACT_JSON = {"item_separator": ",", "key_separator": ":", "whitespace_flexible": False}
 _servers: dict[tuple[Any, ...], Any] = {}
 _servers_lock = threading.Lock()
 
@@ -52,7 +59,7 @@ class LlamaCppClient(LLMClient):
 
     @property
     def identity(self) -> str:
-        dry = f":dry{self.settings.dry_multiplier:g}" if self.settings.dry_multiplier else ""
+        dry = f":dry{self.settings.dry_multiplier:g}+digits" if self.settings.dry_multiplier else ""
         return f"llamacpp:{self.path.name}:{self.path.stat().st_size}{dry}"
 
     @property
@@ -85,10 +92,11 @@ class LlamaCppClient(LLMClient):
             "seed": 0,
         }
         if request.json_schema is not None:
-            body["json_schema"] = request.json_schema
+            body["json_schema"] = ({**request.json_schema, "x-guidance": COMPACT_JSON} if request.compact_json
+                                   else request.json_schema)
         if self.settings.dry_multiplier:   # DRY: a repeated run costs more the longer it gets (copies, loops)
             body |= {"dry_multiplier": self.settings.dry_multiplier, "dry_base": 1.75, "dry_allowed_length": 2,
-                     "dry_penalty_last_n": self.settings.n_ctx}
+                     "dry_penalty_last_n": self.settings.n_ctx, "dry_sequence_breakers": DRY_BREAKERS}
         start = time.perf_counter()
         try:
             result = self._server.handle_completions(body)

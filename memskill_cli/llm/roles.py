@@ -62,6 +62,7 @@ class RoleClient(LLMClient):
             request.json_schema,
             request.max_tokens if request.max_tokens is not None else self.default_max_tokens,
             request.temperature if request.temperature is not None else self.default_temperature,
+            request.compact_json,
         )
 
     def _key(self, request: ChatRequest) -> str | None:
