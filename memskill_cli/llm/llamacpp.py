@@ -14,8 +14,8 @@ from memskill_cli.llm import models
 from memskill_cli.llm.base import ChatRequest, ChatResponse, LLMClient, Usage
 
 # DRY's sequence breakers: llama.cpp's own (newline, colon, quote, asterisk) and every digit. A run of tokens DRY
-# penalises never spans a digit, so a year or a turn number written before is not pushed to another: with the
-# defaults, facts of one span drifted "December 2022", "2021", "2020", "2019" as each ending was penalised in turn.
+# penalises never spans a digit, so a year or a turn number already in the context is not pushed to another: with
+# the defaults, successive LoCoMo facts drifted "January 2020", "2019", "2018" as each ending was penalised in turn.
 DRY_BREAKERS = ["\n", ":", '"', "*", *"0123456789"]
 # JSON without spaces after "," and ":" (llguidance's separators), for requests that ask for it: a third fewer
 # tokens of structure, and a small model writes a token in ~60 ms on 2 cores.
