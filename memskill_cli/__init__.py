@@ -1,12 +1,20 @@
 """memskill: learn and evolve memory skills for LLM agents.
 
 Offline by default: the Hugging Face libraries are told so before anything imports them, so a model name that
-is not local fails with a clear message instead of a network lookup (set HF_HUB_OFFLINE=0 to opt in)."""
+is not local fails with a clear message instead of a network lookup (set HF_HUB_OFFLINE=0 to opt in).
+
+OpenMP threads wait for their next piece of work by spinning (~1M rounds) before they sleep, also set before
+anything loads the OpenMP runtime that llama.cpp and torch share. Under libgomp's default, a process holding two
+llama.cpp models, or torch's thread pool beside one, wrote each token a third slower (33 -> 45 ms, the 1.5B on 2
+cores); spinning without a bound fixes that but keeps a core busy while the process idles. Measured in
+bench/bench_llm.py and DEVELOPERS.md. A value already in the environment is kept."""
 
 import os
 
 for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_name, "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "1000000")
 
 __version__ = "0.1.0"
 

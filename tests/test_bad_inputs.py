@@ -217,6 +217,21 @@ def test_offline_holds_without_any_environment_variable(tmp_path):
     assert result.stdout.split() == ["1", "1"]
 
 
+def test_openmp_threads_spin_a_bounded_while_unless_the_user_chose(tmp_path):
+    """Set on import, before llama.cpp or torch loads libgomp (bench/bench_llm.py shows the speed it buys)."""
+    import os
+    import subprocess
+
+    code = ("import sys, memskill_cli, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'], "
+            "'libgomp' in open('/proc/self/maps').read())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout.split() == ["ACTIVE", "1000000", "False"]
+    result = subprocess.run([sys.executable, "-c", code], env=env | {"OMP_WAIT_POLICY": "PASSIVE"},
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout.split()[:2] == ["PASSIVE", "1000000"]
+
+
 def test_artifacts_get_the_usual_modes_under_the_umask(tmp_path):
     from memskill_cli import fileio
 
