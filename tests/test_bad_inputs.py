@@ -222,7 +222,7 @@ def test_openmp_threads_spin_a_bounded_while_unless_the_user_chose(tmp_path):
     import os
     import subprocess
 
-    code = ("import sys, memskill_cli, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'], "
+    code = ("import memskill_cli, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'], "
             "'libgomp' in open('/proc/self/maps').read())")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
