@@ -138,7 +138,6 @@ def test_an_update_that_writes_another_fact_is_stored_beside_its_memory(encoder)
 
 
 def test_ten_thousand_operations_are_counted_not_stored():
-
     bank = make_bank("Ann lives in Bergen.")
     ops = [{"action": "INSERT", "turns": [1], "content": f"Ann owns bike number {i}."} for i in range(10_000)]
     record, executor = run(json.dumps({"operations": ops}), INSERT_ONLY, bank)
