@@ -54,8 +54,7 @@ def dataset(path: Path) -> Path:
 
 def behaviour(body: dict, auth: str) -> tuple[int, dict, dict]:
     if "New excerpt" in body["messages"][-1]["content"]:
-        return completion(json.dumps({"operations": [{"action": "INSERT", "turns": [1],
-                                                      "fact": "Ana said a fact"}]}))
+        return completion(json.dumps({"operations": [{"turns": [1], "fact": "Ana said a fact"}]}))
     return completion("fact 1")
 
 

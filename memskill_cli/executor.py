@@ -7,8 +7,10 @@ the name of the person who said the turns it cites (one grammar variant per spea
 speaker's words on the other and cite a neighbouring turn. A worked example (made-up people, citing turns in order)
 comes first, because small models copy turns unless they see facts written from them. The output budget and the
 JSON schema agree: a bounded number of operations with bounded content (the grammar enforces both), so a full
-answer fits in the role's `max_tokens`. A response cut off at the token limit is detected: its complete
-operations are applied and the incomplete one is discarded and counted (`truncated`), never half-applied.
+answer fits in the role's `max_tokens`. A reply item's keys say its action (`turns` and `fact` insert, `update`
+or `delete` name a memory): an `"action"` key and its value would cost four tokens an operation, a sixth of a reply.
+A response cut off at the token limit is detected: its complete operations are applied and the incomplete one is
+discarded and counted (`truncated`), never half-applied.
 Anything else invalid is rejected with a reason, never applied and never a crash. An UPDATE that writes another
 fact than the memory it names holds (another person's, or one its embedding says is unrelated) is stored as an
 INSERT: small models reach for "UPDATE M1" to write anything new, which would erase M1's fact and leave its turns
@@ -48,11 +50,11 @@ USER_TEMPLATE = (  # what changes least comes first, so llama.cpp reuses the cac
     "New excerpt:\n{span}\n\n"
     "Facts from this excerpt as memory operations:"
 )
-OPERATION_FORMATS = {  # compact, as the example and the reply (`compact_json`): spaces are tokens too
-    "INSERT": '{"action":"INSERT","turns":[<T numbers>],"fact":"<Name ...>"}',
-    "UPDATE": '{"action":"UPDATE","ref":<M number>,"turns":[<T numbers>],"fact":"<Name ...>"}',
-    "DELETE": '{"action":"DELETE","ref":<M number>}',
-    "NOOP": '{"action":"NOOP"}',
+OPERATION_FORMATS = {  # a reply item's keys say its action: no "action" key is spent on it
+    "INSERT": '{"turns":[<T numbers>],"fact":"<Name ...>"}',
+    "UPDATE": '{"update":<M number>,"turns":[<T numbers>],"fact":"<Name ...>"}',
+    "DELETE": '{"delete":<M number>}',
+    "NOOP": '{"noop":true}',
 }
 # A worked example, shown as an earlier exchange: small models copy turns unless they see facts written from
 # them. Its people and events are made up and far from any benchmark; a memory that repeats one is rejected.
@@ -68,13 +70,11 @@ EXAMPLE_SPAN = (
     "T6 Tom: Aww! I'm driving to Seattle next weekend for my cousin's wedding."
 )
 EXAMPLE_OPERATIONS = [  # the turns cited in order, each fact naming that turn's speaker; small talk left out
-    {"action": "INSERT", "turns": [2], "fact": "Tom started a pottery class on 31 May 2021."},
-    {"action": "INSERT", "turns": [2], "fact": "Tom's sister Ana got him into pottery."},
-    {"action": "UPDATE", "ref": 1, "turns": [3],
-     "fact": "Maria moved from Boston to Denver in May 2021 for a job at a bakery."},
-    {"action": "INSERT", "turns": [5], "fact": "Maria adopted a grey cat named Luna in Denver."},
-    {"action": "INSERT", "turns": [6],
-     "fact": "Tom plans to drive to Seattle around 12 June 2021 for his cousin's wedding."},
+    {"turns": [2], "fact": "Tom started a pottery class on 31 May 2021."},
+    {"turns": [2], "fact": "Tom's sister Ana got him into pottery."},
+    {"update": 1, "turns": [3], "fact": "Maria moved from Boston to Denver in May 2021 for a job at a bakery."},
+    {"turns": [5], "fact": "Maria adopted a grey cat named Luna in Denver."},
+    {"turns": [6], "fact": "Tom plans to drive to Seattle around 12 June 2021 for his cousin's wedding."},
 ]
 EXAMPLE_FACTS = [op["fact"] for op in EXAMPLE_OPERATIONS]
 FACT_CHARS = 120             # most characters in a fact, and so in a memory (the grammar enforces it)
@@ -86,7 +86,7 @@ FACT_PATTERN = rf"^[A-Z][^\n:]{{{HEAD_CHARS - 1}}}[^\n]{{0,{FACT_CHARS - HEAD_CH
 MAX_CITED_TURNS = 3          # most turns one operation cites
 MAX_OPERATIONS = 8           # most operations in one response, whatever the token budget
 SAME_FACT = 0.8              # MiniLM cosine of an UPDATE's fact to its memory's, below which it is another fact
-OPERATION_TOKENS = 36 + -(-FACT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
+OPERATION_TOKENS = 24 + -(-FACT_CHARS // 3)  # an operation's worst case: keys and refs, content at 3 chars/token
 
 
 def max_operations(max_tokens: int | None) -> int:
@@ -128,22 +128,20 @@ def operations_schema(allowed: list[str], speakers: list[str | None], n_memories
         return {"type": "array", "items": {"type": "integer", "enum": numbers}, "minItems": 1,
                 "maxItems": MAX_CITED_TURNS}
 
-    def variant(action: str, **fields: Any) -> dict[str, Any]:
-        return {"type": "object", "properties": {"action": {"const": action}, **fields},
-                "required": ["action", *fields], "additionalProperties": False}
+    def variant(**fields: Any) -> dict[str, Any]:
+        return {"type": "object", "properties": fields, "required": list(fields), "additionalProperties": False}
 
     variants = []
     for action in allowed:
         if action == "INSERT":
-            variants += [variant(action, turns=turns(numbers), fact=fact_schema(name))
-                         for name, numbers in by_person.items()]
+            variants += [variant(turns=turns(numbers), fact=fact_schema(name)) for name, numbers in by_person.items()]
         elif action == "UPDATE" and n_memories:
-            variants += [variant(action, ref=ref, turns=turns(numbers), fact=fact_schema(name))
+            variants += [variant(update=ref, turns=turns(numbers), fact=fact_schema(name))
                          for name, numbers in by_person.items()]
         elif action == "DELETE" and n_memories:
-            variants.append(variant(action, ref=ref))
+            variants.append(variant(delete=ref))
         elif action == "NOOP":
-            variants.append(variant(action))
+            variants.append(variant(noop={"const": True}))
     return {"type": "object",
             "properties": {"operations": {"type": "array", "maxItems": limit, "items": {"anyOf": variants}}},
             "required": ["operations"], "additionalProperties": False}
@@ -201,14 +199,19 @@ def render_prompt(turns: list[list[SpanTurn]], memories: list[MemoryItem], skill
     allowed = allowed_actions(skills)
     skill_text = "\n\n".join(f"### {s.name}\n{s.instructions}" for s in skills)
     memory_text = "\n".join(f"M{n} {m.content}" for n, m in enumerate(memories, start=1)) or "(none yet)"
-    formats = "\n".join(OPERATION_FORMATS[a] for a in allowed if memories or a not in ("UPDATE", "DELETE"))
+    formats = render_formats([a for a in allowed if memories or a not in ("UPDATE", "DELETE")])
     user = USER_TEMPLATE.format(skills=skill_text, memories=memory_text, span=render_span(turns),
                                 max_operations=limit, formats=formats)
     example = USER_TEMPLATE.format(skills=EXAMPLE_SKILLS, memories=EXAMPLE_MEMORIES, span=EXAMPLE_SPAN,
-                                   max_operations=limit, formats="\n".join(OPERATION_FORMATS.values()))
+                                   max_operations=limit, formats=render_formats(list(OPERATION_FORMATS)))
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": example},
             {"role": "assistant", "content": json.dumps({"operations": EXAMPLE_OPERATIONS}, separators=(",", ":"))},
             {"role": "user", "content": user}]
+
+
+def render_formats(actions: list[str]) -> str:
+    """Each action's reply format after its name, the name the skills' instructions use."""
+    return "\n".join(f"{action} {OPERATION_FORMATS[action]}" for action in actions)
 
 
 def allowed_actions(skills: list[Skill]) -> list[str]:
@@ -296,7 +299,7 @@ def read_operations(response: ChatResponse | str) -> tuple[list[Any], bool]:
         except json.JSONDecodeError:
             scanned = _complete_objects(text)
             if scanned is not None and (scanned[1] or hit_limit):
-                return scanned[0], True
+                return [as_operation(item) for item in scanned[0]], True
             value = parse_json(text)
     except RecursionError:
         raise SchemaError("executor output nested too deeply to read") from None
@@ -304,7 +307,25 @@ def read_operations(response: ChatResponse | str) -> tuple[list[Any], bool]:
         value = value.get("operations")
     if not isinstance(value, list):
         raise SchemaError("executor output has no operations list")
-    return value, hit_limit
+    return [as_operation(item) for item in value], hit_limit
+
+
+def as_operation(item: Any) -> Any:
+    """A reply item (`OPERATION_FORMATS`: its keys say its action) as an operation `{"action": ..., "ref": ...}`.
+    An item that already has an `action` key (a backend without the grammar, writing the longer form) is kept as it
+    is, and so is anything unreadable, which validation then rejects with its reason."""
+    if not isinstance(item, dict) or "action" in item:
+        return item
+    rest = {key: value for key, value in item.items() if key not in ("update", "delete", "noop")}
+    if "update" in item:
+        return {"action": "UPDATE", "ref": item["update"], **rest}
+    if "delete" in item:
+        return {"action": "DELETE", "ref": item["delete"]}
+    if "noop" in item:
+        return {"action": "NOOP"}
+    if "fact" in item or "content" in item or "turns" in item:
+        return {"action": "INSERT", **item}
+    return item
 
 
 def parse_operations(text: str) -> list[dict[str, Any]]:
@@ -333,12 +354,17 @@ def _cited_turns(op: dict[str, Any], turns: list[list[SpanTurn]]) -> list[list[S
 
 def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[MemoryItem], allowed: list[str],
                      span: Span, step: int, record: SpanRecord, limit: int = MAX_OPERATIONS) -> None:
-    """Validate every operation, then apply in a fixed order: by-reference edits first, then inserts."""
+    """Validate every operation, then apply in a fixed order: by-reference edits first, then inserts.
+
+    An UPDATE whose fact is another than its memory's is an INSERT beside it (see the module's docstring), so it is
+    no edit of that memory and conflicts with none: small models chain "UPDATE M1" over a span's new facts, and
+    rejecting all but the first lost them. Two edits of one memory (restating UPDATEs, a DELETE of a memory an
+    earlier operation named, anything naming a memory already deleted) conflict: the first wins."""
     def reject(op: Any, reason: str) -> None:
         record.rejected.append({"operation": op, "reason": reason})
 
     turns = numbered_turns(span)
-    edits: dict[str, tuple[str, dict[str, Any], str | None]] = {}  # real id -> (action, validated op, its person)
+    by_reference: list[tuple[str, str, dict[str, Any], str | None, Any]] = []  # (action, id, change, person, op)
     inserts: list[dict[str, Any]] = []
 
     def inserted(text: str) -> bool:
@@ -394,31 +420,38 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
         if action == "UPDATE" and bank.find_duplicate(change["content"]) not in (None, real_id):
             reject(op, "duplicate")  # rewriting one memory into another's words would store it twice
             continue
-        if real_id in edits:  # an UPDATE and a DELETE (or two edits) of one item: the first wins
-            reject(op, "conflict")
-            continue
-        edits[real_id] = (action, change, speaker)
+        by_reference.append((action, real_id, change, speaker, op))
     if len(operations) > limit:  # counted in one entry (with the first as a sample), never stored one by one
         record.rejected.append({"operation": operations[limit], "reason": "over_limit",
                                 "count": len(operations) - limit})
-    updates = [(real_id, change) for real_id, (action, change, _) in edits.items() if action == "UPDATE"]
-    facts = [change["content"] for _, change in updates] + [change["content"] for change in inserts]
+    updates = [i for i, (action, *_) in enumerate(by_reference) if action == "UPDATE"]
+    facts = [by_reference[i][2]["content"] for i in updates] + [change["content"] for change in inserts]
     vectors = list(bank.embed(facts)) if facts else []  # every fact of the reply in one encoder call
-    update_vectors = {real_id: vectors[i] for i, (real_id, _) in enumerate(updates)}
+    update_vectors = dict(zip(updates, vectors, strict=False))
     insert_vectors = vectors[len(updates):]
-    for real_id, (action, change, speaker) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
+    edits: dict[str, tuple[str, dict[str, Any], np.ndarray | None]] = {}  # real id -> (action, change, vector)
+    named: set[str] = set()
+    for i, (action, real_id, change, speaker, op) in enumerate(by_reference):
+        deleted = edits.get(real_id, ("",))[0] == "DELETE"
+        if action == "DELETE" or deleted or rewrites_same_fact(bank, real_id, speaker, update_vectors[i]):
+            if real_id in edits or (action == "DELETE" and real_id in named):
+                reject(op, "conflict")
+            else:
+                edits[real_id] = (action, change, update_vectors.get(i))
+        elif inserted(change["content"]):
+            reject(op, "duplicate")
+        else:  # another fact: stored beside the memory it named, which keeps its own
+            inserts.append({**change, "instead_of_update": real_id})
+            insert_vectors.append(update_vectors[i])
+        named.add(real_id)
+    for real_id, (action, change, vector) in sorted(edits.items(), key=lambda kv: bank._faiss_id(kv[0])):
         if action == "DELETE":
             bank.delete(real_id, step, span.span_id)
             record.applied.append({"action": "DELETE", "id": real_id})
-        elif rewrites_same_fact(bank, real_id, speaker, update_vectors[real_id]):
+        else:
             bank.update(real_id, change["content"], span.span_id, step, change["turn_ids"], change["session_date"],
-                        vector=update_vectors[real_id])
+                        vector=vector)
             record.applied.append({"action": "UPDATE", "id": real_id, **change})
-        elif inserted(change["content"]):
-            reject({"action": "UPDATE", "id": real_id, "fact": change["content"]}, "duplicate")
-        else:  # another fact: stored beside the memory it named, which keeps its own
-            inserts.append({**change, "instead_of_update": real_id})
-            insert_vectors.append(update_vectors[real_id])
     if inserts:
         ids = bank.insert([c["content"] for c in inserts], span.span_id, step, vectors=np.stack(insert_vectors),
                           sources=[c["turn_ids"] for c in inserts], session_dates=[c["session_date"] for c in inserts])

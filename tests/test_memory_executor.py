@@ -54,10 +54,10 @@ def test_good_output_applies_in_a_fixed_order():
     shown = [item.id for item, _ in bank.search(fake_encode([SPAN.text])[0], 10)]
     car = shown.index("m2") + 1
     city = shown.index("m1") + 1
-    output = json.dumps({"operations": [
-        {"action": "INSERT", "turns": [1], "content": "Ann moved to Oslo on 1 May 2024."},
-        {"action": "DELETE", "ref": car},
-        {"action": "UPDATE", "ref": city, "turns": [1], "content": "Ann lives in Oslo (since 1 May 2024)."},
+    output = json.dumps({"operations": [  # the reply's form: its keys say the action
+        {"turns": [1], "fact": "Ann moved to Oslo on 1 May 2024."},
+        {"delete": car},
+        {"update": city, "turns": [1], "fact": "Ann lives in Oslo (since 1 May 2024)."},
     ]})
     record, _ = run(output, ALL, bank)
     assert [a["action"] for a in record.applied] == ["UPDATE", "DELETE", "INSERT"]  # edits by id, then inserts
@@ -105,16 +105,22 @@ def test_an_update_into_another_memorys_words_is_a_duplicate():
     assert record.rejected == [] and [a["action"] for a in record.applied] == ["UPDATE"]
 
 
+def dialogue_span(session: str, date: str, index: int, said: list[tuple[str, str]]) -> Span:
+    """A span of one session's turns, each (speaker, words), numbered `<session>:1`, `<session>:2`, ..."""
+    turns = [SpanTurn(turn_id=f"{session}:{n}", date_time=date, line=f"{who}: {words}", speaker=who)
+             for n, (who, words) in enumerate(said, start=1)]
+    return Span(span_id=f"c/{index:05d}", trace_id="c", index=index, session_ids=[session],
+                turn_ids=[t.turn_id for t in turns], date_time=date, text="\n".join(t.line for t in turns),
+                n_tokens=30, turns=turns)
+
+
 def test_an_update_that_writes_another_fact_is_stored_beside_its_memory(encoder):
     """Small models UPDATE a shown memory to write whatever is new (LoCoMo conv-48: "Jolene finished an electrical
     engineering project" became "Jolene received a letter from her husband"); applied, that erases a fact and leaves
     its turn cited by a memory that no longer says it."""
-    turns = [SpanTurn(turn_id=f"D2:{n}", date_time="2 Feb 2023", line=f"{who}: {said}", speaker=who)
-             for n, (who, said) in enumerate([("Jolene", "My husband wrote me a letter last month."),
-                                              ("John", "Video games make me so happy!"),
-                                              ("Deborah", "I'm going back to my yoga practice.")], start=1)]
-    span = Span(span_id="c/00009", trace_id="c", index=9, session_ids=["D2"], turn_ids=[t.turn_id for t in turns],
-                date_time="2 Feb 2023", text="\n".join(t.line for t in turns), n_tokens=30, turns=turns)
+    span = dialogue_span("D2", "2 Feb 2023", 9, [("Jolene", "My husband wrote me a letter last month."),
+                                                 ("John", "Video games make me so happy!"),
+                                                 ("Deborah", "I'm going back to my yoga practice.")])
     bank = MemoryBank(encoder.dim, encoder.encode)
     bank.insert(["Jolene finished an electrical engineering project in December 2022.",
                  "James says video games make him happy.", "Deborah plans to resume yoga."], "c/00001", 0,
@@ -135,6 +141,30 @@ def test_an_update_that_writes_another_fact_is_stored_beside_its_memory(encoder)
     assert [(a["action"], a["id"], a.get("instead_of_update")) for a in record.applied] == [
         ("UPDATE", "m3", None), ("INSERT", "m4", "m1"), ("INSERT", "m5", "m2")]
     assert build_quality([record], len(bank))["updates_kept_apart"] == 2
+
+
+def test_a_chain_of_updates_to_one_memory_keeps_each_new_fact(encoder):
+    """The 1.5B chains "UPDATE M1" over a span's turns, one new fact each (the first four sessions of conv-47 and
+    conv-48: 37 such UPDATEs rejected as conflicts in 31 spans, each a fact lost). An UPDATE of another fact is an
+    INSERT, so none conflicts; a DELETE of the memory they named still does, and so does a second restatement."""
+    span = dialogue_span("D3", "9 Mar 2023", 11, [("James", "I'm building a game about space pirates."),
+                                                  ("John", "I adopted a puppy called Rex!"),
+                                                  ("James", "My sister Ada moved to Rome.")])
+    bank = MemoryBank(encoder.dim, encoder.encode)
+    bank.insert(["James likes strategy video games."], "c/00001", 0, sources=[["D1:2"]])
+    output = json.dumps({"operations": [
+        {"update": 1, "turns": [1], "fact": "James is building a video game about space pirates."},
+        {"update": 1, "turns": [2], "fact": "John adopted a puppy named Rex in March 2023."},
+        {"update": 1, "turns": [3], "fact": "James's sister Ada moved to Rome in March 2023."},
+        {"update": 1, "turns": [1], "fact": "James likes strategy video games very much."},    # restates M1: an edit
+        {"update": 1, "turns": [1], "fact": "James really likes strategy video games."},       # a second edit
+        {"delete": 1}]})                                                                         # M1 was named
+    record = Executor(ScriptedClient(lambda r: output)).process(span, list(bank.items.values()), bank, ALL, step=11)
+    assert [r["reason"] for r in record.rejected] == ["conflict", "conflict"]
+    assert sorted(i.content for i in bank.items.values()) == [
+        "James is building a video game about space pirates.", "James likes strategy video games very much.",
+        "James's sister Ada moved to Rome in March 2023.", "John adopted a puppy named Rex in March 2023."]
+    assert bank.items["m2"].source_turn_ids == ["D3:1"] and bank.items["m3"].source_turn_ids == ["D3:2"]
 
 
 def test_ten_thousand_operations_are_counted_not_stored():
@@ -171,7 +201,10 @@ def test_malformed_output_is_a_recorded_parse_error():
     record, _ = run("I cannot help with that.", ALL, bank)
     assert record.parse_error and "no JSON" in record.parse_error
     assert len(bank) == 1
-    assert parse_operations('[{"action": "NOOP"}]') == [{"action": "NOOP"}]
+    assert parse_operations('[{"action": "NOOP"}]') == [{"action": "NOOP"}]  # a named action is read as it is
+    assert parse_operations('[{"noop": true}, {"delete": 2}, {"update": 1, "turns": [1], "fact": "x"}, {"x": 1}]') == [
+        {"action": "NOOP"}, {"action": "DELETE", "ref": 2}, {"action": "UPDATE", "ref": 1, "turns": [1], "fact": "x"},
+        {"x": 1}]
 
 
 def test_prompt_shows_local_numbers_and_schema_limits_actions():
@@ -188,7 +221,7 @@ def test_prompt_shows_local_numbers_and_schema_limits_actions():
     assert ann["properties"]["turns"]["items"]["enum"] == [1] and bo["properties"]["turns"]["items"]["enum"] == [2]
     assert ann["properties"]["fact"]["pattern"].startswith("^Ann[^\\n:]")
     assert ann["properties"]["fact"]["maxLength"] == 120
-    assert ann["required"] == ["action", "turns", "fact"]
+    assert ann["required"] == ["turns", "fact"]
 
 
 def test_a_cut_off_response_applies_only_complete_operations():
@@ -285,14 +318,13 @@ def test_the_worked_example_obeys_the_grammar_and_precedes_the_span():
     schema = operations_schema(["INSERT", "UPDATE", "DELETE", "NOOP"], speakers, n_memories=1, limit=8)
     jsonschema.validate({"operations": EXAMPLE_OPERATIONS}, schema)
     with pytest.raises(jsonschema.ValidationError):  # "Name: words" is not a fact
-        transcript = {"action": "INSERT", "turns": [1], "fact": "Maria: I moved to Oslo with my two dogs."}
+        transcript = {"turns": [1], "fact": "Maria: I moved to Oslo with my two dogs."}
         jsonschema.validate({"operations": [transcript]}, schema)
     with pytest.raises(jsonschema.ValidationError):  # a fact from Tom's turn is not about Maria
-        misattributed = {"action": "INSERT", "turns": [2], "fact": "Maria started a pottery class in May 2021."}
+        misattributed = {"turns": [2], "fact": "Maria started a pottery class in May 2021."}
         jsonschema.validate({"operations": [misattributed]}, schema)
     unbound = operations_schema(["INSERT"], [None, None], n_memories=0, limit=8)  # roles, documents: any name
-    jsonschema.validate({"operations": [{"action": "INSERT", "turns": [2], "fact": "The user owns a red bicycle."}]},
-                        unbound)
+    jsonschema.validate({"operations": [{"turns": [2], "fact": "The user owns a red bicycle."}]}, unbound)
     bank = make_bank("Ann lives in Bergen.")
     _, executor = run('{"operations": []}', ALL, bank)
     roles = [m["role"] for m in executor.client.requests[0].messages]

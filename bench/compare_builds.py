@@ -1,0 +1,62 @@
+"""Two memory builds of bench_memory.py compared question by question: does each bank cite all (any) evidence turns
+of a question, and the paired difference with its 95% bootstrap interval. On 49-90 questions, recall moves by
+0.05-0.10 between builds that differ in one prompt detail; this says whether such a move is more than noise.
+
+Run: .venv/bin/python bench/compare_builds.py BEFORE AFTER [--sessions 8] [--conversations conv-47 conv-48]
+BEFORE and AFTER are the folders `bench_memory.py --fresh` prints ("built memories and executor records"); the
+questions are those bench_memory.py prepared under .cache/bench-memory/prepared whose evidence lies in the first
+`--sessions` sessions (every session without it), adversarial and abstention questions left out as it does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from memskill_cli.data.schema import load_prepared
+from memskill_cli.quality import evidence_hit
+from memskill_cli.significance import paired_gain
+
+PREPARED = Path(__file__).resolve().parents[1] / ".cache/bench-memory/prepared/locomo"
+
+
+def cited_turns(build: Path, trace_id: str) -> set[str]:
+    """Every turn a memory of the trace's bank cites (items.jsonl, wherever under `build` it was written)."""
+    found = sorted(build.glob(f"**/{trace_id}/items.jsonl"))
+    if len(found) != 1:
+        sys.exit(f"{build}: expected one {trace_id}/items.jsonl, found {len(found)}")
+    return {turn for line in found[0].read_text().splitlines() if line.strip()
+            for turn in json.loads(line).get("source_turn_ids", [])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--sessions", type=int, default=None, help="Questions on the first N sessions only.")
+    parser.add_argument("--conversations", nargs="+", default=["conv-47", "conv-48"])
+    args = parser.parse_args()
+    if not (PREPARED / "manifest.json").exists():
+        sys.exit(f"{PREPARED} is absent: run bench/bench_memory.py first")
+    traces, queries = load_prepared(PREPARED)
+    shown = {t.trace_id: {turn.turn_id for s in t.sessions[: args.sessions] for turn in s.turns} for t in traces}
+    questions = [q for q in queries if q.trace_id in args.conversations and q.split == "validation" and q.evidence
+                 and q.category != "adversarial" and not q.abstention and set(q.evidence) <= shown[q.trace_id]]
+    hits = {}
+    for name, build in (("before", args.before), ("after", args.after)):
+        cited = {t: cited_turns(build, t) for t in args.conversations}
+        rows = [evidence_hit(q.evidence, cited[q.trace_id]) for q in questions]
+        hits[name] = ([float(a) for a, _ in rows], [float(b) for _, b in rows])
+    print(f"{len(questions)} questions")
+    for i, label in enumerate(("all evidence turns cited", "any evidence turn cited")):
+        before, after = hits["before"][i], hits["after"][i]
+        print(f"{label:26s} before {sum(before) / len(before):.3f}  after {sum(after) / len(after):.3f}  "
+              f"after - before {paired_gain(before, after)}")
+
+
+if __name__ == "__main__":
+    main()
