@@ -5,7 +5,7 @@ of a question, and the paired difference with its 95% bootstrap interval. On 49-
 Run: .venv/bin/python bench/compare_builds.py BEFORE AFTER [--sessions 8] [--conversations conv-47 conv-48]
 BEFORE and AFTER are the folders `bench_memory.py --fresh` prints ("built memories and executor records"); the
 questions are those bench_memory.py prepared under .cache/bench-memory/prepared whose evidence lies in the first
-`--sessions` sessions (every session without it), adversarial and abstention questions left out as it does.
+`--sessions` sessions (every session without it), chosen as evaluation chooses them (`select_queries`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from memskill_cli.config import Settings
 from memskill_cli.data.schema import load_prepared
+from memskill_cli.evaluation import select_queries
 from memskill_cli.quality import evidence_hit
 from memskill_cli.significance import paired_gain
 
@@ -44,8 +46,8 @@ def main() -> None:
         sys.exit(f"{PREPARED} is absent: run bench/bench_memory.py first")
     traces, queries = load_prepared(PREPARED)
     shown = {t.trace_id: {turn.turn_id for s in t.sessions[: args.sessions] for turn in s.turns} for t in traces}
-    questions = [q for q in queries if q.trace_id in args.conversations and q.split == "validation" and q.evidence
-                 and q.category != "adversarial" and not q.abstention and set(q.evidence) <= shown[q.trace_id]]
+    questions = [q for q in select_queries(queries, Settings(eval={"split": "validation"}))
+                 if q.trace_id in args.conversations and q.evidence and set(q.evidence) <= shown[q.trace_id]]
     hits = {}
     for name, build in (("before", args.before), ("after", args.after)):
         cited = {t: cited_turns(build, t) for t in args.conversations}

@@ -432,12 +432,12 @@ def apply_operations(bank: MemoryBank, operations: list[Any], shown: list[Memory
     edits: dict[str, tuple[str, dict[str, Any], np.ndarray | None]] = {}  # real id -> (action, change, vector)
     named: set[str] = set()
     for i, (action, real_id, change, speaker, op) in enumerate(by_reference):
-        deleted = edits.get(real_id, ("",))[0] == "DELETE"
-        if action == "DELETE" or deleted or rewrites_same_fact(bank, real_id, speaker, update_vectors[i]):
-            if real_id in edits or (action == "DELETE" and real_id in named):
-                reject(op, "conflict")
-            else:
-                edits[real_id] = (action, change, update_vectors.get(i))
+        restates = action == "UPDATE" and rewrites_same_fact(bank, real_id, speaker, update_vectors[i])
+        edited = real_id in edits and (restates or edits[real_id][0] == "DELETE")  # restated again, or deleted
+        if edited or (action == "DELETE" and real_id in named):
+            reject(op, "conflict")
+        elif action == "DELETE" or restates:
+            edits[real_id] = (action, change, update_vectors.get(i))
         elif inserted(change["content"]):
             reject(op, "duplicate")
         else:  # another fact: stored beside the memory it named, which keeps its own
