@@ -3,7 +3,8 @@ model on the LoCoMo validation conversations, against raw retrieval of spans, at
 
 Prints, per executor model: truncated calls, verbatim copies, rejected operations, completion tokens, memories and
 seconds per span, executor minutes per conversation; evidence recall@k of memory vs raw-rag (within the answer
-budget, which every method fills, and of the top k without it; "whole bank": the most any retrieval could find);
+budget, which every method fills, and of the top k without it; "whole bank": the most any retrieval could find),
+and answer coverage (the share of the gold answer's words the same context holds, over all questions);
 and, unless --no-answer, F1 of both on a seeded sample of questions with the same answerer, with the paired
 difference and its 95% bootstrap interval.
 
@@ -48,6 +49,7 @@ from memskill_cli.evaluation import (
 )
 from memskill_cli.llm import RoleClient, UsageLedger, create_backend
 from memskill_cli.llm.cache import ResponseCache
+from memskill_cli.metrics import answer_coverage
 from memskill_cli.quality import evidence_recall
 from memskill_cli.selectors import AllSkills
 from memskill_cli.significance import paired_gain
@@ -106,9 +108,11 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
                            (f"raw-rag top {TOP_K} spans", rag_top),
                            ("static-primitives whole bank", [whole_bank[q.trace_id] for q in queries])):
         r = recall_rows(ctx, queries, contexts)
+        coverage = statistics.fmean(answer_coverage([p.text for p in c], q.answers)
+                                    for q, c in zip(queries, contexts, strict=True))
         mean_tokens = statistics.fmean(sum(answerer.count_tokens(p.text) for p in c) for c in contexts)
         print(f"evidence recall  {name:28s} all {r['evidence_recall']:.3f}  any {r['evidence_recall_any']:.3f}  "
-              f"(context {mean_tokens:.0f} tokens)")
+              f"answer coverage {coverage:.3f}  (context {mean_tokens:.0f} tokens)")
     if args.no_answer:
         return
     sample = sorted(random.Random(0).sample(range(len(queries)), min(args.questions, len(queries))))

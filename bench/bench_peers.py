@@ -3,7 +3,8 @@ libraries on the LoCoMo validation conversations, with one LLM (the embedded exe
 one embedder, one answerer and one answer budget.
 
 Prints, per method: token F1 on the questions whose evidence lies in what was built, evidence recall where the
-memories cite turns (a peer's do not: omitted, not guessed), and the memory-construction cost per conversation
+memories cite turns (a peer's do not: omitted, not guessed), answer coverage (the share of the gold answer's words
+the answer context holds: every method's), and the memory-construction cost per conversation
 (LLM calls, prompt and completion tokens, LLM seconds, memories written); then each method's paired F1 difference
 from static-primitives with its 95% bootstrap interval, and the token ratio the issue targets (ours at most a fifth
 of Mem0's).
@@ -109,8 +110,11 @@ def main() -> None:
         spent = (f"{built['llm_calls']:.0f} calls, {built['prompt_tokens']:.0f} + {built['completion_tokens']:.0f} "
                  f"tokens, {seconds}, {built['memories']:.0f} memories") if built else "no build"
         failed = metrics.get("cost", {}).get("total", {}).get("failed_traces")
+        coverage = overall.get("answer_coverage")  # every method's, peers' included: it needs no citations
+        coverage = "  -  " if coverage is None else f"{coverage:.3f}"
         print(f"{method:18s} F1 {statistics.fmean(f1[method]):.3f} ({len(rows)} q) | evidence recall {recall} | "
-              f"per conversation: {spent}" + (f" | failed traces {failed}" if failed else ""), flush=True)
+              f"answer coverage {coverage} | per conversation: {spent}"
+              + (f" | failed traces {failed}" if failed else ""), flush=True)
     if BASELINE in f1:
         for method in f1:
             if method != BASELINE:

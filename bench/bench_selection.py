@@ -6,13 +6,14 @@ and whether the learned selection beats the alternatives at the same K.
    the reward per update. The checkpoint is kept, and a rerun continues it.
 2. On the validation conversations' session windows (`--windows` of them, seeded), builds each window's memory
    with the trained controller, the similarity selector and random-K at the same K from the same bank, and
-   prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?) and F1 with the
-   same answerer, with the paired difference of the controller against each and its 95% bootstrap interval,
-   and the share of spans each selector gave each skill. With `--bank`, the seed bank with all four skills
-   (static-primitives) is compared too: does the grown bank help at all?
+   prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?), answer coverage
+   (how much of the gold answer's words they hold) and F1 with the same answerer, with the paired difference of
+   the controller against each and its 95% bootstrap interval, and the share of spans each selector gave each
+   skill. With `--bank`, the seed bank with all four skills (static-primitives) is compared too: does the grown
+   bank help at all?
 
 Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3] [--lr X]
-     [--reward f1|evidence] [--bank PATH (an evolved bank; default: the seed bank)]
+     [--reward f1|evidence|coverage] [--bank PATH (an evolved bank; default: the seed bank)]
 Reads ../shared/data/locomo. LLM calls are cached under .cache/bench-selection (delete it to time anew); the
 checkpoint under .cache/bench-selection/train-<reward>[-<bank hash>] (a rerun continues it).
 """
@@ -45,6 +46,7 @@ from memskill_cli.evaluation import load_context, select_queries, window_rows
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import UsageLedger
 from memskill_cli.llm.roles import build_role_clients
+from memskill_cli.metrics import answer_coverage
 from memskill_cli.quality import evidence_hit
 from memskill_cli.selectors import AllSkills, ControllerSelector, RandomK, SimilarityTopK, SkillSelector
 from memskill_cli.significance import paired_gain
@@ -67,10 +69,11 @@ class Tally:
         return picked
 
 
-def hits_and_f1(rows: list[dict]) -> tuple[list[float], list[float]]:
-    """Per question: evidence hit (every evidence turn cited by the memories in the answer budget) and F1."""
+def per_question(rows: list[dict]) -> tuple[list[float], list[float], list[float]]:
+    """Per question: evidence hit (every evidence turn cited by the memories in the answer budget), answer coverage
+    (the share of the gold answer's words those memories hold) and F1."""
     hits = [float(evidence_hit(r["evidence"], [t for turns in r["retrieved_turns"] for t in turns])[0]) for r in rows]
-    return hits, [r["f1"] for r in rows]
+    return hits, [answer_coverage(r["retrieved"], r["gold"]) for r in rows], [r["f1"] for r in rows]
 
 
 def main() -> None:
@@ -80,7 +83,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=12, help="Validation windows compared (seeded sample).")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--lr", type=float, default=None, help="PPO learning rate (default: train.ppo's).")
-    parser.add_argument("--reward", choices=["f1", "evidence"], default="f1", help="The training reward.")
+    parser.add_argument("--reward", choices=["f1", "evidence", "coverage"], default="f1", help="The training reward.")
     parser.add_argument("--bank", type=Path, default=None, help="Skill bank YAML (default: the seed bank).")
     args = parser.parse_args()
     if not SOURCE.exists():
@@ -128,15 +131,16 @@ def main() -> None:
     if args.bank:  # does the grown bank help at all? the seed bank with every skill is static-primitives
         selectors["seed-all"] = (SkillBank.seed(), Tally(AllSkills()))
     print(f"\n== validation: {len(windows)} windows, {sum(len(w.queries) for w in windows)} questions, K={args.top_k}")
-    results = {name: hits_and_f1(window_rows(ctx, skills, selector, windows))
+    results = {name: per_question(window_rows(ctx, skills, selector, windows))
                for name, (skills, selector) in selectors.items()}
-    for name, (hits, f1s) in results.items():
+    for name, (hits, coverage, f1s) in results.items():
         tally = selectors[name][1]
         chosen = ", ".join(f"{skill} {n / tally.spans:.0%}" for skill, n in tally.picks.most_common())
-        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}, F1 {statistics.fmean(f1s):.3f}; "
-              f"share of spans given each skill: {chosen}")
+        print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}, answer coverage "
+              f"{statistics.fmean(coverage):.3f}, F1 {statistics.fmean(f1s):.3f}; share of spans given each skill: "
+              f"{chosen}")
     for other in [name for name in results if name != "controller"]:
-        for metric, index in (("evidence recall", 0), ("F1", 1)):
+        for metric, index in (("evidence recall", 0), ("answer coverage", 1), ("F1", 2)):
             gain = paired_gain(results[other][index], results["controller"][index])
             print(f"controller - {other:10s} {metric:15s} {gain}")
     usage = ledger.role("executor")

@@ -1,9 +1,11 @@
 """Two memory builds of bench_memory.py compared question by question: does each bank cite all (any) evidence turns
-of a question, and the paired difference with its 95% bootstrap interval. On 49-90 questions, recall moves by
+of a question, how much of its gold answer's words the bank holds (answer coverage), and the paired difference
+with its 95% bootstrap interval. On 49-90 questions, recall moves by
 0.05-0.10 between builds that differ in one prompt detail; this says whether such a move is more than noise.
 
 Run: .venv/bin/python bench/compare_builds.py BEFORE AFTER [--sessions 8] [--conversations conv-47 conv-48]
-BEFORE and AFTER are the folders `bench_memory.py --fresh` prints ("built memories and executor records"); the
+BEFORE and AFTER are the folders `bench_memory.py --fresh` prints ("built memories and executor records"), or a
+cached build under .cache/bench-memory/memories; the
 questions are those bench_memory.py prepared under .cache/bench-memory/prepared whose evidence lies in the first
 `--sessions` sessions (every session without it), chosen as evaluation chooses them (`select_queries`).
 """
@@ -20,19 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from memskill_cli.config import Settings
 from memskill_cli.data.schema import load_prepared
 from memskill_cli.evaluation import select_queries
+from memskill_cli.metrics import answer_coverage
 from memskill_cli.quality import evidence_hit
 from memskill_cli.significance import paired_gain
 
 PREPARED = Path(__file__).resolve().parents[1] / ".cache/bench-memory/prepared/locomo"
 
 
-def cited_turns(build: Path, trace_id: str) -> set[str]:
-    """Every turn a memory of the trace's bank cites (items.jsonl, wherever under `build` it was written)."""
+def bank_items(build: Path, trace_id: str) -> list[dict]:
+    """The trace's memories (items.jsonl, wherever under `build` it was written)."""
     found = sorted(build.glob(f"**/{trace_id}/items.jsonl"))
     if len(found) != 1:
         sys.exit(f"{build}: expected one {trace_id}/items.jsonl, found {len(found)}")
-    return {turn for line in found[0].read_text().splitlines() if line.strip()
-            for turn in json.loads(line).get("source_turn_ids", [])}
+    return [json.loads(line) for line in found[0].read_text().splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -50,11 +52,13 @@ def main() -> None:
                  if q.trace_id in args.conversations and q.evidence and set(q.evidence) <= shown[q.trace_id]]
     hits = {}
     for name, build in (("before", args.before), ("after", args.after)):
-        cited = {t: cited_turns(build, t) for t in args.conversations}
+        items = {t: bank_items(build, t) for t in args.conversations}
+        cited = {t: {turn for item in items[t] for turn in item.get("source_turn_ids", [])} for t in items}
         rows = [evidence_hit(q.evidence, cited[q.trace_id]) for q in questions]
-        hits[name] = ([float(a) for a, _ in rows], [float(b) for _, b in rows])
-    print(f"{len(questions)} questions")
-    for i, label in enumerate(("all evidence turns cited", "any evidence turn cited")):
+        coverage = [answer_coverage([item["content"] for item in items[q.trace_id]], q.answers) for q in questions]
+        hits[name] = ([float(a) for a, _ in rows], [float(b) for _, b in rows], coverage)
+    print(f"{len(questions)} questions, whole banks")
+    for i, label in enumerate(("all evidence turns cited", "any evidence turn cited", "answer coverage")):
         before, after = hits["before"][i], hits["after"][i]
         print(f"{label:26s} before {sum(before) / len(before):.3f}  after {sum(after) / len(after):.3f}  "
               f"after - before {paired_gain(before, after)}")

@@ -162,10 +162,12 @@ class TrainSettings(Section):
     new_skill_floor: float = Field(0.3, ge=0, lt=1, description="Probability floor of new/refined skills.")
     floor_decay_updates: int = Field(5, ge=0, description="Updates over which that floor decays to nothing.")
     evolve_every: int = Field(0, ge=0, description="Run an evolution cycle every N updates (0: never).")
-    reward: Literal["f1", "evidence"] = Field("f1", description=(
+    reward: Literal["f1", "evidence", "coverage"] = Field("f1", description=(
         "What an episode's questions score: `f1` answers each from the memory (the paper's reward); `evidence` "
         "is the share of each question's evidence turns cited by the memories in its answer budget (no answerer "
-        "call: cheaper and less noisy, where questions cite evidence turns)."))
+        "call: cheaper and less noisy, where questions cite evidence turns); `coverage` is the share of the gold "
+        "answer's words those memories hold (no answerer call, any data with answers, and a memory that cites "
+        "the right turn but lost what it said earns nothing)."))
     shaping_penalty: float = Field(0.0, ge=0, description=(
         "Reward shaping, off at 0: subtract this times the share of executor calls whose output was "
         "unreadable or had rejected operations, so the policy learns to avoid skill sets that confuse it."))

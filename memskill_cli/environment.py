@@ -1,6 +1,7 @@
 """The real training environment: an episode builds memory with the controller's skill choices, then answers
 questions from it; the mean F1 is the reward (or, with `reward="evidence"`, the mean share of each question's
-evidence turns that the memories in its answer budget cite: no answerer call, and less noisy).
+evidence turns that the memories in its answer budget cite; with `reward="coverage"`, the mean share of its gold
+answer's words those memories hold: no answerer call either way, and less noisy).
 
 Where questions cite their evidence turns (LoCoMo, LongMemEval), an episode is a window of consecutive
 sessions of a training trace with every question whose evidence lies inside it: a few executor calls, and a
@@ -26,7 +27,7 @@ from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.executor import Executor
 from memskill_cli.llm import LLMClient
-from memskill_cli.metrics import best_over_golds
+from memskill_cli.metrics import answer_coverage, best_over_golds
 from memskill_cli.quality import build_quality, evidence_share
 from memskill_cli.skills import Skill, SkillBank
 from memskill_cli.training import Act, EpisodeResult
@@ -53,7 +54,7 @@ class MemoryEnvironment:
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
                  fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None,
                  answer_budget: int | None = None, window_sessions: int = 0,
-                 reward: Literal["f1", "evidence"] = "f1") -> None:
+                 reward: Literal["f1", "evidence", "coverage"] = "f1") -> None:
         self.shaping_penalty, self.player, self.answer_budget = shaping_penalty, player, answer_budget
         self.reward = reward
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
@@ -78,8 +79,12 @@ class MemoryEnvironment:
             found = [fit_context(hits, lambda hit: hit[0].content, self.answer_budget, self.answerer.count_tokens)
                      for hits in found]
         if self.reward == "evidence":
-            predictions = ["(not answered: the reward is evidence coverage)"] * len(queries)
+            predictions = ["(not answered: the reward is the evidence turns cited)"] * len(queries)
             scores = [evidence_share(q.evidence, [t for item, _ in hits for t in item.source_turn_ids])
+                      for q, hits in zip(queries, found, strict=True)]
+        elif self.reward == "coverage":
+            predictions = ["(not answered: the reward is the answer's words held)"] * len(queries)
+            scores = [answer_coverage([item.content for item, _ in hits], q.answers)
                       for q, hits in zip(queries, found, strict=True)]
         else:
             responses = self.answerer.map([answer_request(q, [item.content for item, _ in hits], self.dataset)
@@ -87,7 +92,7 @@ class MemoryEnvironment:
             predictions = [clean_answer(r.text) for r in responses]
             scores = [best_over_golds(p, q.answers, q.category)[0]
                       for p, q in zip(predictions, queries, strict=True)]
-        metric = "f1" if self.reward == "f1" else "evidence_share"
+        metric = {"f1": "f1", "evidence": "evidence_share", "coverage": "answer_coverage"}[self.reward]
         cases = [{"query_id": query.query_id, "trace_id": episode.trace_id, "question": query.question,
                   "gold": query.answers, "category": query.category, "evidence": query.evidence,
                   "prediction": prediction, metric: score, "score": score,

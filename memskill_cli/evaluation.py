@@ -33,7 +33,7 @@ from memskill_cli.executor import Executor, SpanRecord
 from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, stable_hash, write_json, write_jsonl
 from memskill_cli.llm import ChatRequest, ChatResponse, LLMClient, UsageLedger
 from memskill_cli.memory import MemoryBank
-from memskill_cli.metrics import best_over_golds, judge
+from memskill_cli.metrics import answer_coverage, best_over_golds, judge
 from memskill_cli.peers import PEER_METHODS
 from memskill_cli.progress import NoProgress, ProgressSink
 from memskill_cli.quality import build_quality, evidence_recall
@@ -370,7 +370,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         f1 = _mean([r["f1"] for r in group])
         recall = evidence_recall([(r.get("evidence", []), [t for ts in r["retrieved_turns"] for t in ts])
                                   for r in group if r.get("retrieved_turns") is not None])
-        return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]),
+        coverage = _mean([answer_coverage(r["retrieved"], r["gold"]) for r in group if "retrieved" in r])
+        return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]), "answer_coverage": coverage,
                 "judge": _mean([r["judge"] for r in judged]), "judged": len(judged),
                 "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1,
                 **(recall if recall["evidence_questions"] else {})}

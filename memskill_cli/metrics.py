@@ -56,6 +56,19 @@ def locomo_f1(prediction: str, gold: str, category: str) -> float:
     return token_f1(prediction, gold)
 
 
+def answer_coverage(context: list[str], golds: list[str]) -> float:
+    """The share of the gold answer's words (normalised and stemmed as F1 counts them) that the answer context
+    holds, best over the golds: the recall an answerer quoting the context could reach. Unlike evidence recall it
+    does not credit a memory that cites the right turn but lost what the turn said ("X mentioned a book")."""
+    held = Counter(_stem(w) for text in context for w in normalize_answer(text).split())
+    best = 0.0
+    for gold in golds:
+        truth = Counter(_stem(w) for w in normalize_answer(gold).split())
+        if truth:
+            best = max(best, sum((truth & held).values()) / sum(truth.values()))
+    return best
+
+
 def exact_match(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 

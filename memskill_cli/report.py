@@ -44,16 +44,17 @@ def eval_table(summary: dict[str, Any]) -> Table:
 
 
 def quality_table(summary: dict[str, Any]) -> Table:
-    """Memory quality without an answerer: how the executor calls went and whether retrieval cites the evidence."""
-    header = ["method", "evidence recall", "evidence recall (any)", "executor calls", "truncated", "verbatim copies",
-              "completion tokens / span", "memories / span", "rejected ops"]
+    """Memory quality without an answerer: how the executor calls went, whether retrieval cites the evidence, and
+    how much of the gold answer's words the answer context holds."""
+    header = ["method", "evidence recall", "evidence recall (any)", "answer coverage", "executor calls", "truncated",
+              "verbatim copies", "completion tokens / span", "memories / span", "rejected ops"]
     rows = []
     for method, r in summary["methods"].items():
         overall, cost = r["overall"], r.get("cost", {})
         rows.append([method, _fmt(overall.get("evidence_recall")), _fmt(overall.get("evidence_recall_any")),
-                     _fmt(cost.get("executor_calls")), _fmt(cost.get("truncation_rate")),
-                     _fmt(cost.get("verbatim_copy_rate")), _fmt(cost.get("completion_tokens_per_span")),
-                     _fmt(cost.get("memories_per_span")),
+                     _fmt(overall.get("answer_coverage")), _fmt(cost.get("executor_calls")),
+                     _fmt(cost.get("truncation_rate")), _fmt(cost.get("verbatim_copy_rate")),
+                     _fmt(cost.get("completion_tokens_per_span")), _fmt(cost.get("memories_per_span")),
                      ", ".join(f"{k} {v}" for k, v in cost.get("rejected_by_reason", {}).items()) or "-"])
     return header, rows
 

@@ -63,6 +63,8 @@ def test_harness_writes_predictions_metrics_and_reuses_memories(context: EvalCon
     result = summary["methods"]
     assert result["memskill"]["overall"]["f1"] > result["no-memory"]["overall"]["f1"]
     assert result["raw-rag"]["overall"]["f1"] > 0 and result["full-context"]["overall"]["f1"] > 0
+    assert result["no-memory"]["overall"]["answer_coverage"] == 0.0    # no context holds no answer word
+    assert result["memskill"]["overall"]["answer_coverage"] > 0
     assert result["memskill"]["overall"]["judge"] == 0.5
     assert result["memskill"]["cost"]["executor_calls"] == result["static-primitives"]["cost"]["executor_calls"]
     assert set(result["memskill"]["per_category"]) <= {"single-hop", "multi-hop", "temporal", "open-domain"}

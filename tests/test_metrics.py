@@ -2,7 +2,15 @@
 
 import pytest
 
-from memskill_cli.metrics import best_over_golds, exact_match, judge, locomo_f1, normalize_answer, token_f1
+from memskill_cli.metrics import (
+    answer_coverage,
+    best_over_golds,
+    exact_match,
+    judge,
+    locomo_f1,
+    normalize_answer,
+    token_f1,
+)
 from tests.scripted import ScriptedClient
 
 
@@ -28,6 +36,17 @@ def test_category_rules():
     assert locomo_f1("yes", "yes; she likes reefs", "single-hop") < 1.0
     assert best_over_golds("Oslo", ["Bergen", "Oslo"], "single-hop") == (1.0, 1.0)
     assert exact_match("the Lisbon half marathon", "Lisbon half marathon") == 1.0
+
+
+def test_answer_coverage_counts_the_gold_words_the_context_holds():
+    memories = ["Jolene is reading the book Sapiens.", "Jolene mentioned a book she likes."]
+    assert answer_coverage(memories, ['"Sapiens"']) == 1.0
+    assert answer_coverage(memories[1:], ['"Sapiens"']) == 0.0     # cites the turn, lost the title
+    # stemmed as F1 counts words, spread over the context, best gold wins
+    assert answer_coverage(["John ran marathons", "in Lisbon"], ["Lisbon marathon"]) == 1.0
+    assert answer_coverage(["7 May 2023"], ["8 May 2023", "7 May, 2023"]) == 1.0
+    assert answer_coverage(["in May"], ["7 May 2023"]) == pytest.approx(1 / 3)
+    assert answer_coverage([], ["Paris"]) == 0.0
 
 
 def test_judge_reads_scores_and_survives_unreadable_output():
