@@ -1,13 +1,13 @@
 """Two memory builds of bench_memory.py compared question by question: does each bank cite all (any) evidence turns
 of a question, how much of its gold answer's words the bank holds (answer coverage), and the paired difference
-with its 95% bootstrap interval. On 49-90 questions, recall moves by
-0.05-0.10 between builds that differ in one prompt detail; this says whether such a move is more than noise.
+with its 95% bootstrap interval. On 49-90 questions, recall moves by 0.05-0.10 between builds that differ in one
+prompt detail; this says whether such a move is more than noise.
 
 Run: .venv/bin/python bench/compare_builds.py BEFORE AFTER [--sessions 8] [--conversations conv-47 conv-48]
-BEFORE and AFTER are the folders `bench_memory.py --fresh` prints ("built memories and executor records"), or a
-cached build under .cache/bench-memory/memories; the
-questions are those bench_memory.py prepared under .cache/bench-memory/prepared whose evidence lies in the first
-`--sessions` sessions (every session without it), chosen as evaluation chooses them (`select_queries`).
+BEFORE and AFTER are the folders `bench_memory.py --fresh` prints ("built memories and executor records"), or
+cached builds under .cache/bench-memory/memories; the questions are those bench_memory.py prepared under
+.cache/bench-memory/prepared whose evidence lies in the first `--sessions` sessions (every session without it),
+chosen as evaluation chooses them (`select_queries`).
 """
 
 from __future__ import annotations
@@ -50,16 +50,16 @@ def main() -> None:
     shown = {t.trace_id: {turn.turn_id for s in t.sessions[: args.sessions] for turn in s.turns} for t in traces}
     questions = [q for q in select_queries(queries, Settings(eval={"split": "validation"}))
                  if q.trace_id in args.conversations and q.evidence and set(q.evidence) <= shown[q.trace_id]]
-    hits = {}
+    scores = {}
     for name, build in (("before", args.before), ("after", args.after)):
         items = {t: bank_items(build, t) for t in args.conversations}
         cited = {t: {turn for item in items[t] for turn in item.get("source_turn_ids", [])} for t in items}
         rows = [evidence_hit(q.evidence, cited[q.trace_id]) for q in questions]
         coverage = [answer_coverage([item["content"] for item in items[q.trace_id]], q.answers) for q in questions]
-        hits[name] = ([float(a) for a, _ in rows], [float(b) for _, b in rows], coverage)
+        scores[name] = ([float(a) for a, _ in rows], [float(b) for _, b in rows], coverage)
     print(f"{len(questions)} questions, whole banks")
     for i, label in enumerate(("all evidence turns cited", "any evidence turn cited", "answer coverage")):
-        before, after = hits["before"][i], hits["after"][i]
+        before, after = scores["before"][i], scores["after"][i]
         print(f"{label:26s} before {sum(before) / len(before):.3f}  after {sum(after) / len(after):.3f}  "
               f"after - before {paired_gain(before, after)}")
 
