@@ -46,7 +46,6 @@ from memskill_cli.evaluation import load_context, select_queries, window_rows
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import UsageLedger
 from memskill_cli.llm.roles import build_role_clients
-from memskill_cli.metrics import answer_coverage
 from memskill_cli.quality import evidence_hit
 from memskill_cli.selectors import AllSkills, ControllerSelector, RandomK, SimilarityTopK, SkillSelector
 from memskill_cli.significance import paired_gain
@@ -73,7 +72,7 @@ def per_question(rows: list[dict]) -> tuple[list[float], list[float], list[float
     """Per question: evidence hit (every evidence turn cited by the memories in the answer budget), answer coverage
     (the share of the gold answer's words those memories hold) and F1."""
     hits = [float(evidence_hit(r["evidence"], [t for turns in r["retrieved_turns"] for t in turns])[0]) for r in rows]
-    return hits, [answer_coverage(r["retrieved"], r["gold"]) for r in rows], [r["f1"] for r in rows]
+    return hits, [r["answer_coverage"] for r in rows], [r["f1"] for r in rows]
 
 
 def main() -> None:

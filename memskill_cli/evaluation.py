@@ -306,6 +306,7 @@ def answer_rows(ctx: EvalContext, method: str, queries: list[Query],
             "retrieved_ids": [p.id for p in context], "retrieved": [p.text for p in context],
             "retrieved_turns": [p.turn_ids for p in context], "evidence": query.evidence,
             "f1": f1, "em": em, "score": f1,
+            "answer_coverage": answer_coverage([p.text for p in context], query.answers),
             "judge": judgement.score if judgement else None,
             "judge_readable": judgement.readable if judgement else None,
             "judge_explanation": judgement.explanation if judgement else None,
@@ -370,7 +371,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         f1 = _mean([r["f1"] for r in group])
         recall = evidence_recall([(r.get("evidence", []), [t for ts in r["retrieved_turns"] for t in ts])
                                   for r in group if r.get("retrieved_turns") is not None])
-        coverage = _mean([answer_coverage(r["retrieved"], r["gold"]) for r in group if "retrieved" in r])
+        coverage = _mean([r["answer_coverage"] for r in group if "answer_coverage" in r])
         return {"n": len(group), "f1": f1, "em": _mean([r["em"] for r in group]), "answer_coverage": coverage,
                 "judge": _mean([r["judge"] for r in judged]), "judged": len(judged),
                 "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1,

@@ -31,13 +31,17 @@ def _stem(word: str) -> str:
     return _stemmer.stem(word)
 
 
+def _stemmed_words(text: str) -> Counter[str]:
+    """The words F1 counts: normalised as LoCoMo does, then stemmed."""
+    return Counter(_stem(w) for w in normalize_answer(text).split())
+
+
 def token_f1(prediction: str, gold: str) -> float:
-    pred = [_stem(w) for w in normalize_answer(prediction).split()]
-    truth = [_stem(w) for w in normalize_answer(gold).split()]
-    common = sum((Counter(pred) & Counter(truth)).values())
+    pred, truth = _stemmed_words(prediction), _stemmed_words(gold)
+    common = sum((pred & truth).values())
     if common == 0:
         return 0.0
-    precision, recall = common / len(pred), common / len(truth)
+    precision, recall = common / pred.total(), common / truth.total()
     return 2 * precision * recall / (precision + recall)
 
 
@@ -60,12 +64,12 @@ def answer_coverage(context: list[str], golds: list[str]) -> float:
     """The share of the gold answer's words (normalised and stemmed as F1 counts them) that the answer context
     holds, best over the golds: the recall an answerer quoting the context could reach. Unlike evidence recall it
     does not credit a memory that cites the right turn but lost what the turn said ("X mentioned a book")."""
-    held = Counter(_stem(w) for text in context for w in normalize_answer(text).split())
+    held = sum((_stemmed_words(text) for text in context), Counter())
     best = 0.0
     for gold in golds:
-        truth = Counter(_stem(w) for w in normalize_answer(gold).split())
+        truth = _stemmed_words(gold)
         if truth:
-            best = max(best, sum((truth & held).values()) / sum(truth.values()))
+            best = max(best, sum((truth & held).values()) / truth.total())
     return best
 
 
