@@ -66,19 +66,38 @@ class LLMRoleSettings(Section):
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM only.")
 
 
+#: Each role's own defaults, the same as params.yaml's, so the library builds what the pipeline builds. A role given
+#: in part (an override, a MEMSKILL_* variable, a short params file) keeps them for the keys it leaves out: an
+#: executor given only `max_tokens` stays the 1.5B with DRY, not LLMRoleSettings' generic 0.5B without it.
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # models.DEFAULT_EXECUTOR_MODEL (not imported: config comes first)
+    "executor": {"model": "qwen2.5-coder-1.5b", "max_tokens": 640, "dry_multiplier": 0.8},
+    # the 0.5B writes no valid, general edit (bench/bench_designer.py)
+    "designer": {"model": "qwen2.5-coder-1.5b", "max_tokens": 1024},
+    "answerer": {"max_tokens": 48},
+    "judge": {"max_tokens": 96},
+}
+
+
 class LLMSettings(Section):
-    # The same limits as params.yaml, so the library's defaults build what the pipeline builds.
-    executor: LLMRoleSettings = Field(  # models.DEFAULT_EXECUTOR_MODEL (not imported: config comes first)
-        default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=640, dry_multiplier=0.8))
-    designer: LLMRoleSettings = Field(  # the 0.5B writes no valid, general edit (bench/bench_designer.py)
-        default_factory=lambda: LLMRoleSettings(model="qwen2.5-coder-1.5b", max_tokens=1024))
-    answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=48))
-    judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(max_tokens=96))
+    executor: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(**ROLE_DEFAULTS["executor"]))
+    designer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(**ROLE_DEFAULTS["designer"]))
+    answerer: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(**ROLE_DEFAULTS["answerer"]))
+    judge: LLMRoleSettings = Field(default_factory=lambda: LLMRoleSettings(**ROLE_DEFAULTS["judge"]))
     cache_enabled: bool = Field(True, description="Reuse answers of deterministic (temperature 0) calls.")
     cache_path: str = Field(".cache/llm-cache.sqlite", description="SQLite response cache.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _role_defaults(cls, data: Any) -> Any:
+        """A role given in part is completed from its own defaults (ROLE_DEFAULTS), not the generic ones."""
+        if not isinstance(data, dict):
+            return data
+        return {**data, **{role: {**defaults, **data[role]} for role, defaults in ROLE_DEFAULTS.items()
+                           if isinstance(data.get(role), dict)}}
+
     def role(self, name: str) -> LLMRoleSettings:
-        if name not in ("executor", "designer", "answerer", "judge"):
+        if name not in ROLE_DEFAULTS:
             raise ConfigError(f"unknown LLM role {name!r}")
         return getattr(self, name)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from memskill_cli.config import load_settings
+from memskill_cli.config import ROLE_DEFAULTS, load_settings
 from memskill_cli.errors import ConfigError
 
 
@@ -15,6 +15,28 @@ def test_params_env_and_overrides_in_that_order(tmp_path, monkeypatch):
     assert settings.llm.executor.backend == "openai"
     assert settings.llm.executor.max_tokens == 300
     assert settings.llm.judge.backend == "llamacpp"  # roles are independent
+
+
+def test_a_role_given_in_part_keeps_its_own_defaults(tmp_path, monkeypatch):
+    # An executor given only its output limit once became the generic role: the 0.5B, without DRY.
+    monkeypatch.setenv("MEMSKILL_LLM__EXECUTOR__MAX_TOKENS", "1920")
+    settings = load_settings(overrides={"llm.designer.n_ctx": 4096}, read_params_file=False)
+    executor, designer = settings.llm.executor, settings.llm.designer
+    assert (executor.model, executor.max_tokens, executor.dry_multiplier) == ("qwen2.5-coder-1.5b", 1920, 0.8)
+    assert (designer.model, designer.max_tokens, designer.n_ctx) == ("qwen2.5-coder-1.5b", 1024, 4096)
+    monkeypatch.delenv("MEMSKILL_LLM__EXECUTOR__MAX_TOKENS")
+    params = tmp_path / "params.yaml"
+    params.write_text("llm:\n  answerer:\n    backend: openai\n    model: served\n")
+    answerer = load_settings(params).llm.answerer
+    assert (answerer.backend, answerer.model, answerer.max_tokens) == ("openai", "served", 48)
+
+
+def test_library_defaults_are_the_repository_params():
+    from tests.conftest import REPO
+
+    library, pipeline = load_settings(read_params_file=False).llm, load_settings(REPO / "params.yaml").llm
+    for role in ROLE_DEFAULTS:
+        assert getattr(library, role) == getattr(pipeline, role), role
 
 
 def test_api_keys_are_refused_in_params(tmp_path):
