@@ -268,23 +268,29 @@ class MemSkill:
             del self._users[user_id]
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def search(self, query: str, *, user_id: str, limit: int = 20) -> list[SearchHit]:
-        """The user's `limit` memories most similar to `query`, best first."""
+    def search(self, query: str, *, user_id: str, limit: int = 20, diversity: float = 0.0) -> list[SearchHit]:
+        """The user's `limit` memories most similar to `query`, best first; with `diversity` above 0, by maximal
+        marginal relevance (a memory close to one already chosen ranks lower), as `answer` retrieves."""
         if not isinstance(query, str) or not query.strip():
             raise DataError("the query is empty")
         if limit < 1:
             raise DataError(f"limit must be at least 1 (got {limit})")
+        if not 0 <= diversity < 1:
+            raise DataError(f"diversity must be in [0, 1) (got {diversity})")
         user = self._user(user_id)
         vector = self.encoder.encode([query], kind="query")[0]
         with user.lock:
-            return [_hit(user.memory, item, score) for item, score in user.memory.bank.search(vector, limit)]
+            found = user.memory.bank.search(vector, limit, diversity)
+            return [_hit(user.memory, item, score) for item, score in found]
 
     def answer(self, question: str, *, user_id: str) -> Answer:
-        """Answer from the memories retrieved for the question (`eval.memories_per_question`), within the answer
-        budget (`eval.answer_context_tokens`), with the configured answerer."""
+        """Answer from the memories retrieved for the question (`eval.memories_per_question`,
+        `eval.memory_diversity`), within the answer budget (`eval.answer_context_tokens`), with the configured
+        answerer."""
         start = time.perf_counter()
         answerer = self._client("answerer")
-        hits = self.search(question, user_id=user_id, limit=self.settings.eval.memories_per_question)
+        hits = self.search(question, user_id=user_id, limit=self.settings.eval.memories_per_question,
+                           diversity=self.settings.eval.memory_diversity)
         shown = fit_context(hits, lambda h: h.content, self.settings.eval.answer_context_tokens,
                             answerer.count_tokens)
         response = answerer.complete(question_request(question, [h.content for h in shown]))

@@ -144,8 +144,12 @@ class EvalSettings(Section):
     methods: list[str] = Field(default_factory=lambda: ["memskill", "no-memory", "static-primitives"])
     skills_per_span: int = Field(3, ge=1, description=(
         "Skills the selector picks per span at evaluation; fewer than the bank holds, so the choice matters."))
-    memories_per_question: int = Field(100, ge=1, description=(
-        "Most memories retrieved to answer a question; answer_context_tokens decides how many are shown."))
+    memories_per_question: int = Field(300, ge=1, description=(
+        "Most memories retrieved to answer a question; answer_context_tokens decides how many are shown (300 "
+        "short facts fill the 2,000-token budget)."))
+    memory_diversity: float = Field(0.2, ge=0, lt=1, description=(
+        "Maximal marginal relevance when memories are retrieved to answer: the weight against a memory's "
+        "similarity to those already chosen (0: similarity to the question alone)."))
     judge: bool = Field(True, description="Also score answers with the LLM judge.")
     answer_context_tokens: int = Field(2000, ge=64, description=(
         "Answer budget every method fills (memories, retrieved spans, history), counted with the answerer's "

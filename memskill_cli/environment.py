@@ -54,9 +54,9 @@ class MemoryEnvironment:
                  encoder: Encoder, dataset: str, mem_top_k: int, queries_per_trace: int | None, seed: int,
                  fusion: Fusion = "mean", shaping_penalty: float = 0.0, player: Player | None = None,
                  answer_budget: int | None = None, window_sessions: int = 0,
-                 reward: Literal["f1", "evidence", "coverage"] = "f1") -> None:
+                 reward: Literal["f1", "evidence", "coverage"] = "f1", memory_diversity: float = 0.0) -> None:
         self.shaping_penalty, self.player, self.answer_budget = shaping_penalty, player, answer_budget
-        self.reward = reward
+        self.reward, self.memory_diversity = reward, memory_diversity
         self.cache, self.executor, self.answerer, self.encoder = cache, executor, answerer, encoder
         self.dataset, self.mem_top_k, self.fusion = dataset, mem_top_k, fusion
         self.episodes = make_windows(queries, cache, window_sessions, queries_per_trace, seed)
@@ -70,7 +70,8 @@ class MemoryEnvironment:
         memory = build_trace_memory(episode.trace_id, episode.spans, bank, _ActSelector(act, self.fusion),
                                     self.executor, self.encoder.encode, dim)
         queries = episode.queries
-        found = [memory.bank.search(self.cache.query_vectors[q.query_id], self.mem_top_k) for q in queries]
+        found = [memory.bank.search(self.cache.query_vectors[q.query_id], self.mem_top_k, self.memory_diversity)
+                 for q in queries]
         if self.player is not None:
             cases = self.player(queries, [[item.content for item, _ in hits] for hits in found])
             return self._result(float(np.mean([c["score"] for c in cases])) if cases else 0.0, "success",

@@ -173,8 +173,10 @@ def check_answer_window(ctx: EvalContext, queries: list[Query]) -> None:
 
 
 def retrieved_memories(ctx: EvalContext, memory: MemoryBank, query: Query) -> list[Passage]:
-    """The memories retrieved for a question (`eval.memories_per_question`), with the turns each cites."""
-    found = memory.search(ctx.cache.query_vectors[query.query_id], ctx.settings.eval.memories_per_question)
+    """The memories retrieved for a question (`eval.memories_per_question`, `eval.memory_diversity`), with the
+    turns each cites."""
+    found = memory.search(ctx.cache.query_vectors[query.query_id], ctx.settings.eval.memories_per_question,
+                          ctx.settings.eval.memory_diversity)
     return [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]
 
 

@@ -48,7 +48,7 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
     env = MemoryEnvironment(train_queries, cache, executor, clients["answerer"], encoder, prepared_dir.name,
                             settings.eval.memories_per_question, t.queries_per_trace, settings.seed, t.fusion,
                             t.shaping_penalty, player, settings.eval.answer_context_tokens, t.window_sessions,
-                            t.reward)
+                            t.reward, settings.eval.memory_diversity)
     return Trainer(env, load_skill_bank(settings), encoder.encode,
                    TrainConfig(updates=t.updates, episodes_per_update=t.episodes_per_update,
                                top_k=t.skills_per_span, workers=t.workers, seed=settings.seed,

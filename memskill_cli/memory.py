@@ -125,11 +125,33 @@ class MemoryBank:
         self.index.remove_ids(np.array([self._faiss_id(item_id)], dtype=np.int64))
         return item
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[MemoryItem, float]]:
+    def search(self, query: np.ndarray, k: int, diversity: float = 0.0) -> list[tuple[MemoryItem, float]]:
+        """The `k` memories for `query` with their cosine to it. By similarity alone, best first; with `diversity`
+        d > 0, by maximal marginal relevance: each next memory maximises (1 - d) x its similarity to the query -
+        d x its largest similarity to those already chosen, so an answer budget is not spent on rewordings of
+        one fact."""
         if not self.items or k <= 0:
             return []
-        scores, ids = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), min(k, len(self.items)))
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        if diversity > 0:
+            return self._diverse(query[0], min(k, len(self.items)), diversity)
+        scores, ids = self.index.search(query, min(k, len(self.items)))
         return [(self.items[f"m{i}"], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    def _diverse(self, query: np.ndarray, k: int, diversity: float) -> list[tuple[MemoryItem, float]]:
+        ids = list(self.items)
+        vectors = np.stack([self.vectors[i] for i in ids])
+        relevance = vectors @ query
+        redundancy = np.zeros(len(ids), dtype=np.float32)   # largest cosine to a chosen memory (0 while none)
+        open_ = np.ones(len(ids), dtype=bool)
+        chosen: list[tuple[MemoryItem, float]] = []
+        for _ in range(k):
+            score = np.where(open_, (1 - diversity) * relevance - diversity * redundancy, -np.inf)
+            best = int(np.argmax(score))
+            chosen.append((self.items[ids[best]], float(relevance[best])))
+            open_[best] = False
+            redundancy = np.maximum(redundancy, vectors @ vectors[best])
+        return chosen
 
     def save(self, directory: Path) -> None:
         """JSONL + .npy + meta JSON: no pickle."""

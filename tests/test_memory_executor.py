@@ -287,6 +287,24 @@ def test_memory_bank_ids_and_index_stay_consistent(tmp_path):
     assert loaded.insert(["epsilon"], None, 4) == ["m5"]
 
 
+def test_diverse_retrieval_skips_rewordings_of_a_memory_already_chosen():
+    def unit(*xs):
+        v = np.zeros(32, np.float32)
+        v[: len(xs)] = xs
+        return v / np.linalg.norm(v)
+
+    bank = MemoryBank(32, fake_encode)
+    bank.insert(["Ann moved to Oslo.", "Ann relocated to Oslo.", "Ann sold her car."], "t/1", 1,
+                vectors=np.stack([unit(1, 0.3, 0), unit(1, 0.4, 0), unit(0.6, 0, 0.8)]))
+    query = unit(1, 0.3, 0.5)
+    plain = bank.search(query, 2)
+    assert [item.id for item, _ in plain] == ["m1", "m2"]          # the rewording is the second most similar
+    diverse = bank.search(query, 2, diversity=0.2)
+    assert [item.id for item, _ in diverse] == ["m1", "m3"]        # ... and gives way to the other fact
+    assert diverse[1][1] == pytest.approx(float(query @ unit(0.6, 0, 0.8)), abs=1e-6)  # scores stay cosines
+    assert [item.id for item, _ in bank.search(query, 10, diversity=0.2)] == ["m1", "m3", "m2"]
+
+
 def test_skill_bank_roundtrip_validate_and_diff(tmp_path):
     seed = SkillBank.seed()
     assert seed.names == ["insert", "update", "delete", "skip"]
