@@ -58,7 +58,6 @@ from memskill_cli.skills import SkillBank
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".cache/bench-memory"
 TOP_K = 20         # recall@k compares the top k memories with the top k spans
-FILL_K = 200       # at the answer budget, memories are retrieved until the budget is full, as spans are
 
 
 def recall_rows(ctx: EvalContext, queries: list, contexts: list[list[Passage]]) -> dict:
@@ -140,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
-    settings = Settings(eval={"split": "validation", "judge": False, "memories_per_question": FILL_K},
+    settings = Settings(eval={"split": "validation", "judge": False},  # memories retrieved as evaluation does
                         spans={"max_tokens": args.span_tokens})
     encoder = Encoder()
     [prepared] = prepare("locomo", PrepareSettings(source=str(SOURCE)), WORK / "prepared")

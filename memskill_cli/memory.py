@@ -129,26 +129,26 @@ class MemoryBank:
         """The `k` memories for `query` with their cosine to it. By similarity alone, best first; with `diversity`
         d > 0, by maximal marginal relevance: each next memory maximises (1 - d) x its similarity to the query -
         d x its largest similarity to those already chosen, so an answer budget is not spent on rewordings of
-        one fact."""
+        one fact. The choice is made among the 4k most similar (all of a LoCoMo conversation's at k = 300)."""
         if not self.items or k <= 0:
             return []
         query = np.asarray(query, dtype=np.float32).reshape(1, -1)
-        if diversity > 0:
-            return self._diverse(query[0], min(k, len(self.items)), diversity)
-        scores, ids = self.index.search(query, min(k, len(self.items)))
-        return [(self.items[f"m{i}"], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+        pool = min(4 * k if diversity > 0 else k, len(self.items))
+        scores, ids = self.index.search(query, pool)
+        found = [(self.items[f"m{i}"], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+        return self._diverse(found, k, diversity) if diversity > 0 else found
 
-    def _diverse(self, query: np.ndarray, k: int, diversity: float) -> list[tuple[MemoryItem, float]]:
-        ids = list(self.items)
-        vectors = np.stack([self.vectors[i] for i in ids])
-        relevance = vectors @ query
-        redundancy = np.zeros(len(ids), dtype=np.float32)   # largest cosine to a chosen memory (0 while none)
-        open_ = np.ones(len(ids), dtype=bool)
+    def _diverse(self, found: list[tuple[MemoryItem, float]], k: int,
+                 diversity: float) -> list[tuple[MemoryItem, float]]:
+        vectors = np.stack([self.vectors[item.id] for item, _ in found])
+        relevance = np.array([score for _, score in found], dtype=np.float32)
+        redundancy = np.zeros(len(found), dtype=np.float32)   # largest cosine to a chosen memory (0 while none)
+        open_ = np.ones(len(found), dtype=bool)
         chosen: list[tuple[MemoryItem, float]] = []
-        for _ in range(k):
+        for _ in range(min(k, len(found))):
             score = np.where(open_, (1 - diversity) * relevance - diversity * redundancy, -np.inf)
             best = int(np.argmax(score))
-            chosen.append((self.items[ids[best]], float(relevance[best])))
+            chosen.append(found[best])
             open_[best] = False
             redundancy = np.maximum(redundancy, vectors @ vectors[best])
         return chosen
