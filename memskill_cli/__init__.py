@@ -7,7 +7,13 @@ OpenMP threads wait for their next piece of work by spinning (~1M rounds) before
 anything loads the OpenMP runtime that llama.cpp and torch share. Under libgomp's default, a process holding two
 llama.cpp models, or torch's thread pool beside one, wrote each token a third slower (33 -> 45 ms, the 1.5B on 2
 cores); spinning without a bound fixes that but keeps a core busy while the process idles. Measured in
-bench/bench_llm.py and DEVELOPERS.md. A value already in the environment is kept."""
+bench/bench_llm.py and DEVELOPERS.md.
+
+MKL (torch's CPU matrix products) runs in strict conditional numerical reproducibility: a text's embedding is then
+the same bits whatever else shares its batch. Without it, on AVX-512 processors MKL picks kernels by the batch's
+row count and a vector moved by ~1e-7 with its batch, so parallel runs depended on thread timing (the
+kill-and-resume test demands byte-identical controllers). Same speed (tests/test_embeddings.py).
+A value already in the environment is kept."""
 
 import os
 
@@ -15,6 +21,7 @@ for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_name, "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 os.environ.setdefault("GOMP_SPINCOUNT", "1000000")
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # read on MKL's first call, so torch may already be imported
 
 __version__ = "0.1.0"
 
