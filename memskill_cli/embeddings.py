@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -87,6 +88,7 @@ class Encoder:
         self.batch_size = batch_size
         self.device = device
         self.passes = 0                       # forward passes run: for benchmarks and tests
+        self.seconds = 0.0                    # wall time of those passes (one at a time, under the model lock)
         self._model_lock = threading.Lock()   # one user of the model and its tokenizer at a time
         self._queue_lock = threading.Lock()
         self._queue: list[_Request] = []
@@ -156,8 +158,10 @@ class Encoder:
             for (kind, _), members in groups.items():
                 for start in range(0, len(members), self.batch_size):
                     batch = members[start:start + self.batch_size]
+                    began = time.perf_counter()
                     rows[batch] = self._backend.encode([flat[i][1] for i in batch], kind)
                     self.passes += 1
+                    self.seconds += time.perf_counter() - began
             rows = _normalise(rows)
         except BaseException as exc:  # every caller of this round sees the failure
             for request in requests:

@@ -24,7 +24,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeOpenAIServer:
-    def __init__(self, behaviour: Behaviour | None = None, latency_s: float = 0.0) -> None:
+    def __init__(self, behaviour: Behaviour | None = None, latency_s: float = 0.0, keep_alive: bool = False) -> None:
+        """`keep_alive`: HTTP/1.1 persistent connections, as real servers (vLLM, OpenAI) keep them; off by default,
+        so a test that shuts the server down sees no pooled connection still answering."""
         self.behaviour = behaviour or (lambda body, auth: completion("ok"))
         self.latency_s = latency_s
         self.seen: list[tuple[str, dict[str, Any]]] = []  # (Authorization header, body)
@@ -32,6 +34,9 @@ class FakeOpenAIServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = keep_alive  # headers and body are two writes: Nagle would hold the body ~40 ms
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -55,7 +55,7 @@ def test_concurrent_callers_share_a_pass_and_get_the_vectors_they_would_alone(en
         results[i] = encoder.encode([texts[i]])[0]
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(texts))]
-    passes = encoder.passes
+    passes, seconds = encoder.passes, encoder.seconds
     with encoder._model_lock:              # the model is busy: every caller queues behind it
         for thread in threads:
             thread.start()
@@ -64,6 +64,7 @@ def test_concurrent_callers_share_a_pass_and_get_the_vectors_they_would_alone(en
     for thread in threads:
         thread.join()
     assert encoder.passes - passes == 2    # one pass per token length, not one per caller
+    assert encoder.seconds > seconds       # the passes' time is kept (bench_throughput prints it apart)
     assert all(np.array_equal(results[i], alone[i]) for i in range(len(texts)))
 
 
