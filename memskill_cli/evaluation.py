@@ -265,8 +265,9 @@ def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries:
 
 def peer_cost(peer: Any) -> dict[str, Any]:
     """A peer's LLM cost per conversation and in all, and the traces it failed on (with its messages)."""
-    keys = ("llm_calls", "prompt_tokens", "completion_tokens", "llm_seconds", "memories")
-    total = {k: round(sum(c[k] for c in peer.cost.values()), 3) for k in keys}
+    keys = ("llm_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "llm_seconds", "memories")
+    total = {k: round(sum(c.get(k, 0) for c in peer.cost.values()), 3) for k in keys}  # builds cached before a
+    # count was kept lack it
     return {"total": {**total, "failed_traces": len(peer.errors)}, "per_trace": peer.cost, "errors": peer.errors}
 
 
@@ -387,7 +388,8 @@ def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
     memories per span), per trace and over all traces."""
     def cost(records: list[SpanRecord], size: int) -> dict[str, Any]:
         return {"prompt_tokens": sum(r.prompt_tokens for r in records),
-                "completion_tokens": sum(r.completion_tokens for r in records), **build_quality(records, size)}
+                "completion_tokens": sum(r.completion_tokens for r in records),
+                "cached_prompt_tokens": sum(r.cached_prompt_tokens for r in records), **build_quality(records, size)}
 
     per_trace = {tid: cost(m.records, len(m.bank)) for tid, m in memories.items()}
     total = cost([r for m in memories.values() for r in m.records], sum(len(m.bank) for m in memories.values()))

@@ -163,6 +163,7 @@ class SpanRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+    cached_prompt_tokens: int = 0   # of prompt_tokens, those the server reused from its prefix cache
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -254,7 +255,8 @@ class Executor:
         record = SpanRecord(span_id=span.span_id, skills=[s.name for s in skills],
                             shown_memories=[m.id for m in memories], raw_output=response.text,
                             prompt_tokens=response.usage.prompt_tokens,
-                            completion_tokens=response.usage.completion_tokens, cached=response.cached)
+                            completion_tokens=response.usage.completion_tokens, cached=response.cached,
+                            cached_prompt_tokens=response.usage.cached_prompt_tokens)
         try:
             operations, record.truncated = read_operations(response)
         except SchemaError as exc:

@@ -60,8 +60,10 @@ def quality_table(summary: dict[str, Any]) -> Table:
 
 
 def cost_table(usages: dict[str, dict[str, dict[str, float]]]) -> Table:
-    header = ["stage", "role", "calls", "cache hits", "prompt tokens", "completion tokens", "LLM seconds"]
+    header = ["stage", "role", "calls", "cache hits", "prompt tokens", "of them from the prefix cache",
+              "completion tokens", "LLM seconds"]
     rows = [[stage, role, _fmt(int(u["calls"])), _fmt(int(u["cache_hits"])), _fmt(int(u["prompt_tokens"])),
+             _fmt(int(u.get("cached_prompt_tokens", 0))),  # usage written before it was counted has none
              _fmt(int(u["completion_tokens"])), f"{u['latency_s']:.1f}"]
             for stage, roles in usages.items() for role, u in roles.items()]
     return header, rows

@@ -32,6 +32,24 @@ def test_cache_persists_across_clients_and_separates_models(tmp_path):
     assert RoleClient("a", other_model, cache=ResponseCache(path)).complete(request).text == "three"
 
 
+def test_a_hit_keeps_the_usage_of_the_call_that_computed_it_and_old_caches_still_read(tmp_path):
+    import sqlite3
+
+    from memskill_cli.llm import ChatResponse, Usage
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:   # a cache written before prefix-cache hits were counted
+        db.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER, "
+                   "completion_tokens INTEGER, finish_reason TEXT)")
+        db.execute("INSERT INTO responses VALUES ('old', 'kept', 30, 2, 'stop')")
+    db.close()
+    cache = ResponseCache(path)
+    old = cache.get("old")
+    assert (old.text, old.usage.prompt_tokens, old.usage.cached_prompt_tokens, old.cached) == ("kept", 30, 0, True)
+    cache.put("new", ChatResponse("fresh", Usage(40, 3, cached_prompt_tokens=32), finish_reason="stop"))
+    assert ResponseCache(path).get("new").usage == Usage(40, 3, 32)
+
+
 def test_sampling_calls_bypass_the_cache(tmp_path):
     backend = ScriptedClient(lambda r: "x")
     client = RoleClient("designer", backend, default_temperature=0.7, cache=ResponseCache(tmp_path / "c.sqlite"))

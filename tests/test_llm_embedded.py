@@ -30,6 +30,20 @@ def test_embedded_model_is_deterministic_at_temperature_zero(embedded_llm):
     assert embedded_llm.complete(request).text == embedded_llm.complete(request).text
 
 
+def test_a_prompt_prefix_already_read_is_reported_as_cached(embedded_llm):
+    """llama.cpp reuses the key-value cache of the prompt prefix it has just read; the usage says how much, so a
+    fixed prefix (the executor's instructions and worked example) is seen to be computed once."""
+    prefix = "You keep notes about people. Each note is one short sentence in the third person. " * 4
+
+    def usage(question):
+        return embedded_llm.complete(ChatRequest([{"role": "system", "content": prefix},
+                                                  {"role": "user", "content": question}], max_tokens=4)).usage
+
+    usage("Who is Ana?")
+    again = usage("Who is Bo?")
+    assert embedded_llm.count_tokens(prefix) <= again.cached_prompt_tokens < again.prompt_tokens
+
+
 def test_map_keeps_order(embedded_llm):
     requests = [ChatRequest([{"role": "user", "content": f"Reply with the number {n} only."}], max_tokens=6)
                 for n in (3, 8)]

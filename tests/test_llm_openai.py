@@ -110,6 +110,22 @@ def test_gives_up_after_max_retries(monkeypatch):
         assert len(server.seen) == 3
 
 
+def test_prompt_tokens_from_the_servers_prefix_cache_are_counted_apart(monkeypatch):
+    from memskill_cli.llm import RoleClient, UsageLedger
+
+    def reply(cached):
+        status, headers, body = completion("ok")
+        return status, headers, {**body, "usage": {**body["usage"], "prompt_tokens_details": cached}}
+
+    replies = iter([reply({"cached_tokens": 8}), reply({"cached_tokens": "many"}), reply(None)])
+    ledger = UsageLedger()
+    with FakeOpenAIServer(lambda body, auth: next(replies)) as server:
+        role = RoleClient("executor", _client([server.url], monkeypatch), ledger=ledger)
+        usages = [role.complete(REQUEST).usage for _ in range(3)]
+    assert [(u.prompt_tokens, u.cached_prompt_tokens) for u in usages] == [(11, 8), (11, 0), (11, 0)]
+    assert (ledger.role("executor").prompt_tokens, ledger.role("executor").cached_prompt_tokens) == (33, 8)
+
+
 def test_json_schema_is_sent_as_response_format(monkeypatch):
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     with FakeOpenAIServer(lambda body, auth: completion('{"a": 1}')) as server:

@@ -10,7 +10,7 @@ import pytest
 from memskill_cli.config import LLMRoleSettings
 from memskill_cli.errors import LLMError
 from memskill_cli.executor import Executor
-from memskill_cli.llm import ChatRequest
+from memskill_cli.llm import ChatRequest, ChatResponse, Usage
 from memskill_cli.llm.openai_compat import OpenAIClient
 from memskill_cli.serving import served
 from tests.scripted import ScriptedClient
@@ -33,6 +33,14 @@ def test_openai_backend_through_the_endpoint_gets_what_the_backend_gives(monkeyp
     assert json.loads(response.text) == {"echo": "hello", "schema": True, "max_tokens": 40}
     assert response.usage.prompt_tokens > 0 and response.finish_reason == "stop"
     assert backend.requests[0].json_schema == {"type": "object"}
+
+
+def test_the_backends_prefix_cache_hits_reach_the_endpoints_clients(monkeypatch):
+    monkeypatch.delenv("MEMSKILL_TEST_NO_KEY", raising=False)
+    backend = ScriptedClient(lambda r: ChatResponse("ok", Usage(40, 1, cached_prompt_tokens=32), finish_reason="stop"))
+    with served(backend, "test-model", 2048, 64) as url:
+        usage = openai_role(url).complete(ChatRequest([{"role": "user", "content": "hello"}])).usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens) == (40, 1, 32)
 
 
 def test_over_the_context_window_is_a_400_that_says_so():

@@ -45,6 +45,21 @@ class ChatRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Of `prompt_tokens`, those the server took from its prefix cache instead of computing them (llama.cpp, vLLM
+    #: and OpenAI report them as `prompt_tokens_details.cached_tokens`): a fixed prompt prefix is paid for once.
+    cached_prompt_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage:
+        """The `usage` object of an OpenAI-style reply (missing or malformed counts read as 0)."""
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+
+        def count(value: Any) -> int:
+            return value if isinstance(value, int) and value >= 0 else 0
+
+        return cls(count(usage.get("prompt_tokens")), count(usage.get("completion_tokens")), count(cached))
 
 
 @dataclass

@@ -29,12 +29,14 @@ class ResponseCache:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                    "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT)"
+                    "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, "
+                    "cached_prompt_tokens INTEGER NOT NULL DEFAULT 0)"
                 )
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
-                if "finish_reason" not in columns:  # a cache written before finish reasons were kept
-                    self._db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
-                    columns.add("finish_reason")
+                for column, kind in (("finish_reason", "TEXT"), ("cached_prompt_tokens", "INTEGER NOT NULL DEFAULT 0")):
+                    if column not in columns:  # a cache written before this was kept
+                        self._db.execute(f"ALTER TABLE responses ADD COLUMN {column} {kind}")
+                        columns.add(column)
         except sqlite3.DatabaseError as exc:
             raise DataError(f"not a usable LLM response cache ({exc}); delete it (it only saves time) or set "
                             "llm.cache_path elsewhere", file=str(self.path)) from None
@@ -45,18 +47,21 @@ class ResponseCache:
     def get(self, key: str) -> ChatResponse | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM responses WHERE key = ?", (key,)
+                "SELECT text, prompt_tokens, completion_tokens, finish_reason, cached_prompt_tokens FROM responses "
+                "WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        return ChatResponse(text=row[0], usage=Usage(row[1], row[2]), cached=True, finish_reason=row[3])
+        # the usage of the call that computed it (a replay's records say what building them cost)
+        return ChatResponse(text=row[0], usage=Usage(row[1], row[2], row[4]), cached=True, finish_reason=row[3])
 
     def put(self, key: str, response: ChatResponse) -> None:
         with self._lock, self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, finish_reason, "
+                "cached_prompt_tokens) VALUES (?, ?, ?, ?, ?, ?)",
                 (key, response.text, response.usage.prompt_tokens, response.usage.completion_tokens,
-                 response.finish_reason),
+                 response.finish_reason, response.usage.cached_prompt_tokens),
             )
 
     def __len__(self) -> int:

@@ -109,6 +109,6 @@ class LlamaCppClient(LLMClient):
         choice = result["choices"][0]
         return ChatResponse(
             text=choice.get("text") or "",
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            usage=Usage.from_openai(usage),
             latency_s=time.perf_counter() - start, finish_reason=choice.get("finish_reason"),
         )

@@ -126,7 +126,7 @@ class OpenAIClient(LLMClient):
         usage = data.get("usage") or {}
         return ChatResponse(
             text=secrets.redact(text),  # an endpoint that echoes the key never gets it stored anywhere
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            usage=Usage.from_openai(usage),
             latency_s=time.perf_counter() - start, finish_reason=finish_reason,
         )
 

@@ -14,6 +14,7 @@ class RoleUsage:
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0   # of prompt_tokens, those the server reused from its prefix cache
     latency_s: float = 0.0   # wall time of the calls, retries and their waits included
     retries: int = 0
     retry_wait_s: float = 0.0
@@ -35,6 +36,7 @@ class UsageLedger:
                 return
             usage.prompt_tokens += response.usage.prompt_tokens
             usage.completion_tokens += response.usage.completion_tokens
+            usage.cached_prompt_tokens += response.usage.cached_prompt_tokens
             usage.latency_s += response.latency_s
             usage.retries += response.retries
             usage.retry_wait_s += response.retry_wait_s

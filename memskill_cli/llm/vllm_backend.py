@@ -82,7 +82,8 @@ def _engine(vllm: Any, folder: Path, settings: LLMRoleSettings) -> tuple[Any, Ba
                                       [_sampling(vllm, r, settings) for r in requests], use_tqdm=False)
                 latency = time.perf_counter() - start   # every request of the batch waited this long
                 return [ChatResponse(text=out.outputs[0].text,
-                                     usage=Usage(len(out.prompt_token_ids or []), len(out.outputs[0].token_ids or [])),
+                                     usage=Usage(len(out.prompt_token_ids or []), len(out.outputs[0].token_ids or []),
+                                                 getattr(out, "num_cached_tokens", None) or 0),
                                      latency_s=latency, finish_reason=out.outputs[0].finish_reason)
                         for out in outputs]
 

@@ -59,6 +59,7 @@ def run_peer(method: str, traces: list[Trace], queries: list[Query], root: Path,
             record = {"llm_calls": after["calls"] - before["calls"],
                       "prompt_tokens": after["prompt_tokens"] - before["prompt_tokens"],
                       "completion_tokens": after["completion_tokens"] - before["completion_tokens"],
+                      "cached_prompt_tokens": after["cached_prompt_tokens"] - before["cached_prompt_tokens"],
                       "llm_seconds": round(after["latency_s"] - before["latency_s"], 3), "memories": written}
             write_json(done, record)
             run.cost[trace.trace_id], memories[trace.trace_id] = record, memory
