@@ -52,14 +52,14 @@ def construction_cost(metrics: dict, executor_seconds: float, conversations: int
     the executor's seconds while the method ran); empty for a method that builds nothing."""
     total = metrics["cost"]["total"] if metrics.get("cost") else {}
     if "llm_calls" in total:   # a peer
-        return {k: total.get(k, 0) / conversations for k in ("llm_calls", "prompt_tokens", "completion_tokens",
-                                                             "cached_prompt_tokens", "llm_seconds", "memories")}
+        return {k: total[k] / conversations for k in ("llm_calls", "prompt_tokens", "completion_tokens",
+                                                      "cached_prompt_tokens", "llm_seconds", "memories")}
     if not total.get("executor_calls"):
         return {}
     return {"llm_calls": total["executor_calls"] / conversations,
             "prompt_tokens": total["prompt_tokens"] / conversations,
             "completion_tokens": total["completion_tokens"] / conversations,
-            "cached_prompt_tokens": total.get("cached_prompt_tokens", 0) / conversations,
+            "cached_prompt_tokens": total["cached_prompt_tokens"] / conversations,
             "llm_seconds": executor_seconds / conversations, "memories": total["memories"] / conversations}
 
 

@@ -20,7 +20,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -90,20 +92,22 @@ def run_workloads(url: str, workers: int, root: Path, prepared: Path, cache: Pat
     ctx = load_context(settings, prepared, cache, components)
     traces = [t for t in ctx.traces if t.split == "validation"]
     bank, selector = make_selector("memskill", ctx)
-    seconds, encoded = {}, encoder.seconds
-    start = time.perf_counter()
-    build_memories(ctx, "memskill", bank, selector, traces)
-    seconds["memory construction"] = time.perf_counter() - start
-    seconds["memory construction encoder"], encoded = encoder.seconds - encoded, encoder.seconds
+    seconds = {}
+
+    def measure(name: str, work: Callable[[], Any]) -> Any:
+        """Run `work`, keeping its wall seconds and the encoder's passes in them under `name`; returns its result."""
+        start, encoded = time.perf_counter(), encoder.seconds
+        result = work()
+        seconds[name] = time.perf_counter() - start
+        seconds[f"{name} encoder"] = encoder.seconds - encoded
+        return result
+
+    measure("memory construction", lambda: build_memories(ctx, "memskill", bank, selector, traces))
     queries = select_queries(ctx.queries, settings)
-    start = time.perf_counter()
-    answer_rows(ctx, "no-memory", queries, [[] for _ in queries])
-    seconds["eval answering"] = time.perf_counter() - start
-    seconds["eval answering encoder"] = encoder.seconds - encoded
+    measure("eval answering", lambda: answer_rows(ctx, "no-memory", queries, [[] for _ in queries]))
     trainer = make_trainer(settings, prepared, cache, components)
-    encoded = encoder.seconds
-    seconds["training episodes"] = trainer.step()["episodes_seconds"]
-    seconds["training episodes encoder"] = encoder.seconds - encoded
+    # the episodes' own time, not the PPO update after them
+    seconds["training episodes"] = measure("training episodes", trainer.step)["episodes_seconds"]
     seconds["calls"] = sum(ledger.role(r).calls for r in ("executor", "answerer"))
     return seconds
 

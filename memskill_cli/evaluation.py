@@ -266,8 +266,7 @@ def run_peer_method(ctx: EvalContext, method: str, traces: list[Trace], queries:
 def peer_cost(peer: Any) -> dict[str, Any]:
     """A peer's LLM cost per conversation and in all, and the traces it failed on (with its messages)."""
     keys = ("llm_calls", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "llm_seconds", "memories")
-    # a build recorded before prefix-cache hits were counted has no cached_prompt_tokens: 0
-    total = {k: round(sum(c.get(k, 0) for c in peer.cost.values()), 3) for k in keys}
+    total = {k: round(sum(c[k] for c in peer.cost.values()), 3) for k in keys}
     return {"total": {**total, "failed_traces": len(peer.errors)}, "per_trace": peer.cost, "errors": peer.errors}
 
 

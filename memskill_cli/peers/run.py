@@ -42,6 +42,7 @@ def run_peer(method: str, traces: list[Trace], queries: list[Query], root: Path,
                 if "error" in record:
                     run.errors[trace.trace_id] = record["error"]
                 else:
+                    record.setdefault("cached_prompt_tokens", 0)   # a build recorded before they were counted
                     run.cost[trace.trace_id], memories[trace.trace_id] = record, open_memory(trace.trace_id)
                 continue
             shutil.rmtree(folder, ignore_errors=True)   # a build that was killed half-way starts over
