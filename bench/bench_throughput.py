@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import re
 import sys
 import tempfile
 import threading
@@ -57,8 +58,10 @@ def dataset(path: Path) -> Path:
 
 
 def behaviour(body: dict, auth: str) -> tuple[int, dict, dict]:
-    if "New excerpt" in body["messages"][-1]["content"]:
-        return completion(json.dumps({"operations": [{"turns": [1], "fact": "Ana said a fact"}]}))
+    prompt = body["messages"][-1]["content"]
+    if "New excerpt" in prompt:  # a fact of the span's own (each is embedded, as real facts are: none repeats)
+        fact = re.search(r"Fact \d+ of chat \d+ session \d+", prompt.split("New excerpt", 1)[1])
+        return completion(json.dumps({"operations": [{"turns": [1], "fact": f"Ana said: {fact and fact[0]}"}]}))
     return completion("fact 1")
 
 
