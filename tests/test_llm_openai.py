@@ -1,6 +1,7 @@
 """The openai backend against real HTTP servers on 127.0.0.1."""
 
 import itertools
+import socket
 import time
 
 import pytest
@@ -156,3 +157,19 @@ def test_keys_are_split_redacted_in_every_spelling_and_never_stored_from_an_echo
     with pytest.raises(ConfigError, match=r"key 1 .* printable ASCII") as refused:
         _client(["http://127.0.0.1:9/v1"], monkeypatch, keys="sk-clé-123")
     assert "clé" not in str(refused.value)
+
+
+def test_a_refused_connection_is_retried_and_then_reported(monkeypatch):
+    with socket.socket() as probe:   # a port that nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = _client([f"http://127.0.0.1:{port}/v1"], monkeypatch, max_retries=1)
+    with pytest.raises(LLMError, match=r"gave up after 2 attempts: .*127\.0\.0\.1.*(Connection|refused)"):
+        client.complete(REQUEST)
+
+
+def test_requests_over_a_kept_alive_connection_each_get_their_reply(monkeypatch):
+    with FakeOpenAIServer(keep_alive=True) as server:
+        client = _client([server.url], monkeypatch)
+        assert [client.complete(REQUEST).text for _ in range(5)] == ["ok"] * 5
+        assert len(server.seen) == 5
