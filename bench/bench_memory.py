@@ -4,7 +4,10 @@ model on the LoCoMo validation conversations, against raw retrieval of spans, at
 Prints, per executor model: truncated calls, verbatim copies, rejected operations, completion tokens, memories and
 seconds per span, executor minutes per conversation; evidence recall@k of memory vs raw-rag (within the answer
 budget, which every method fills, and of the top k without it; "whole bank": the most any retrieval could find),
-and answer coverage (the share of the gold answer's words the same context holds, over all questions);
+and answer coverage (the share of the gold answer's words the same context holds, over all questions), with the
+paired difference of memory's from raw-rag's. Memory's context is what evaluation answers from: the retrieved
+memories, then the spans they were written from (`eval.source_share` of the budget); "memories only" leaves the
+spans out;
 and, unless --no-answer, F1 of both on a seeded sample of questions with the same answerer, with the paired
 difference and its 95% bootstrap interval.
 
@@ -41,6 +44,7 @@ from memskill_cli.evaluation import (
     build_memories,
     fit,
     load_context,
+    memory_context,
     memory_cost,
     ranked_spans,
     raw_rag,
@@ -86,7 +90,9 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     found = {q.query_id: retrieved_memories(ctx, memories[q.trace_id].bank, q) for q in queries}
     whole_bank = {t: [Passage(i.id, i.content, i.source_turn_ids) for i in m.bank.items.values()]
                   for t, m in memories.items()}
-    memory_ctx = [fit(ctx, found[q.query_id]) for q in queries]
+    memory_ctx = [memory_context(ctx, memories[q.trace_id].bank, q, ctx.cache.for_trace(q.trace_id))
+                  for q in queries]   # what evaluation answers from: memories, then the spans they came from
+    facts_ctx = [fit(ctx, found[q.query_id]) for q in queries]
     rag_ctx = [raw_rag(ctx, q) for q in queries]
     rag_top = [ranked_spans(ctx, q)[:TOP_K] for q in queries]
     spans = quality["executor_calls"]
@@ -103,6 +109,7 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
     if fresh_dir:
         print(f"built memories and executor records (items.jsonl, records.jsonl per conversation): {fresh_dir}")
     for name, contexts in (("static-primitives (budget)", memory_ctx), ("raw-rag (budget)", rag_ctx),
+                           ("static-primitives memories only", facts_ctx),
                            (f"static-primitives top {TOP_K}", [found[q.query_id][:TOP_K] for q in queries]),
                            (f"raw-rag top {TOP_K} spans", rag_top),
                            ("static-primitives whole bank", [whole_bank[q.trace_id] for q in queries])):
@@ -112,6 +119,15 @@ def run_model(base: Settings, prepared: Path, cache_dir: Path, encoder: Encoder,
         mean_tokens = statistics.fmean(sum(answerer.count_tokens(p.text) for p in c) for c in contexts)
         print(f"evidence recall  {name:28s} all {r['evidence_recall']:.3f}  any {r['evidence_recall_any']:.3f}  "
               f"answer coverage {coverage:.3f}  (context {mean_tokens:.0f} tokens)")
+    per_question = {name: ([answer_coverage([p.text for p in c], q.answers) for q, c in zip(queries, contexts,
+                                                                                          strict=True)],
+                           [recall_rows(ctx, [q], [c])["evidence_recall"] for q, c in zip(queries, contexts,
+                                                                                           strict=True)])
+                    for name, contexts in (("memory", memory_ctx), ("memories only", facts_ctx), ("raw", rag_ctx))}
+    for name in ("memory", "memories only"):
+        coverage, recall = per_question[name]
+        print(f"{name} - raw-rag (budget): answer coverage {paired_gain(per_question['raw'][0], coverage)}; "
+              f"evidence recall (all) {paired_gain(per_question['raw'][1], recall)}")
     if args.no_answer:
         return
     sample = sorted(random.Random(0).sample(range(len(queries)), min(args.questions, len(queries))))

@@ -77,7 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
-    settings = Settings(eval={"split": "validation", "judge": False,
+    # A peer's memories cite no spans, so ours answer from their memories alone too (eval.source_share 0): like
+    # for like, memory against memory
+    settings = Settings(eval={"split": "validation", "judge": False, "source_share": 0.0,
                               **({"skills_per_span": args.top_k} if args.top_k else {})},
                         memory={"skill_bank": args.bank, "controller": args.controller})
     if args.model:

@@ -150,6 +150,9 @@ class EvalSettings(Section):
     memory_diversity: float = Field(0.2, ge=0, lt=1, description=(
         "Maximal marginal relevance when memories are retrieved to answer: the weight against a memory's "
         "similarity to those already chosen (0: similarity to the question alone)."))
+    source_share: float = Field(0.7, ge=0, lt=1, description=(
+        "Share of the answer budget that memory methods fill with the spans their memories were written from "
+        "(memories as keys to the conversation: the facts first, then those spans); 0: memories only."))
     judge: bool = Field(True, description="Also score answers with the LLM judge.")
     answer_context_tokens: int = Field(2000, ge=64, description=(
         "Answer budget every method fills (memories, retrieved spans, history), counted with the answerer's "

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from memskill_cli.answering import answer_request, clean_answer, fit_context, prompt_tokens
+from memskill_cli.answering import answer_request, clean_answer, context_line, fit_context, prompt_tokens
 from memskill_cli.components import Components, build_selector, load_skill_bank
 from memskill_cli.config import Settings
 from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Query, Trace, load_prepared
+from memskill_cli.data.spans import Span
 from memskill_cli.data.windows import Window, make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.errors import ConfigError
@@ -180,6 +181,41 @@ def retrieved_memories(ctx: EvalContext, memory: MemoryBank, query: Query) -> li
     return [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]
 
 
+#: Reciprocal-rank fusion's constant (Cormack et al. 2009): a span's score is the sum of 1 / (60 + its rank).
+RRF_K = 60
+
+
+def source_spans(ctx: EvalContext, memory: MemoryBank, query: Query, spans: list[tuple[Span, np.ndarray]]
+                 ) -> list[Passage]:
+    """The spans a memory was built from, best first for `query`: the ranking by the memories written from each
+    (a span ranks where its most similar memory does) fused with the ranking by the span's own similarity.
+    A short fact is a sharper key than a 256-token span, and the span holds the words around the fact."""
+    vector = ctx.cache.query_vectors[query.query_id]
+    by_memory = list(dict.fromkeys(span for item, _ in memory.search(vector, len(memory.items))
+                                   for span in item.source_span_ids))
+    by_span = [spans[i][0].span_id for i in np.argsort(-(np.stack([v for _, v in spans]) @ vector), kind="stable")]
+    score: dict[str, float] = {}
+    for ranking in (by_memory, by_span):
+        for rank, span_id in enumerate(ranking):
+            score[span_id] = score.get(span_id, 0.0) + 1 / (RRF_K + rank)
+    passages = {span.span_id: Passage(span.span_id, span.text, span.turn_ids) for span, _ in spans}
+    return [passages[s] for s in sorted(score, key=lambda s: -score[s]) if s in passages]
+
+
+def memory_context(ctx: EvalContext, memory: MemoryBank, query: Query, spans: list[tuple[Span, np.ndarray]]
+                   ) -> list[Passage]:
+    """What a memory method answers from within the answer budget: its retrieved memories, then (with
+    `eval.source_share`) the spans they were written from in the share of the budget left to them."""
+    memories = retrieved_memories(ctx, memory, query)
+    share = ctx.settings.eval.source_share
+    if not share or not spans:
+        return fit(ctx, memories)
+    budget, count = ctx.settings.eval.answer_context_tokens, ctx.clients["answerer"].count_tokens
+    facts = fit_context(memories, lambda p: p.text, budget - round(share * budget), count)
+    used = sum(count(context_line(p.text)) for p in facts)
+    return facts + fit_context(source_spans(ctx, memory, query, spans), lambda p: p.text, budget - used, count)
+
+
 def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, TraceMemory]]:
     """One method's scored rows, its metrics, and the memories it built (memory methods only)."""
     if method not in METHODS:
@@ -208,8 +244,9 @@ def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], di
             contexts.append(fit(ctx, [Passage(f"{method}-{i}", text, []) for i, text in
                                       enumerate(peer.contexts[query.query_id])]))
         elif method in MEMORY_METHODS:
-            passages = retrieved_memories(ctx, memories[query.trace_id].bank, query)
-            contexts.append(passages if ctx.embodied else fit(ctx, passages))
+            memory = memories[query.trace_id].bank
+            contexts.append(retrieved_memories(ctx, memory, query) if ctx.embodied
+                            else memory_context(ctx, memory, query, ctx.cache.for_trace(query.trace_id)))
         elif method == "raw-rag":
             contexts.append(raw_rag(ctx, query))
         elif method == "full-context":
@@ -461,11 +498,14 @@ def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
     """The evolution loop's view of the harness: a bank's score on each validation question (F1, or success),
     its memories built by `selector` (the policy being trained) or the configured one, on session windows where
     questions cite evidence (a few executor calls per window), else on whole traces; outputs go under the given
-    folder."""
+    folder. Questions are answered from the memories alone (no source spans, as in training episodes): a bank
+    version is judged by the memory it writes, not by spans that any version would show."""
     windows = scoring_windows(ctx)
+    memories_only = ctx.settings.model_copy(update={"eval": ctx.settings.eval.model_copy(
+        update={"source_share": 0.0})})
 
     def score(bank: SkillBank, out_dir: Path) -> dict[str, float]:
-        scoring = replace(ctx, skill_bank=bank, selector=selector or ctx.selector)
+        scoring = replace(ctx, settings=memories_only, skill_bank=bank, selector=selector or ctx.selector)
         if windows is None:
             rows, metrics, memories = method_rows(scoring, "memskill")
         else:

@@ -189,3 +189,40 @@ def test_an_llm_failure_stops_the_run_and_a_rerun_reuses_what_was_computed(conte
     assert summary["methods"]["memskill"]["overall"]["n"] == 10
     assert len(executor.requests) == built      # every memory reused
     assert len(answered) == 10 - 4              # only the questions not yet answered were asked
+
+
+def test_memories_are_keys_to_the_spans_they_came_from(context: EvalContext):
+    """A memory method answers from its memories, then the spans they were written from: a span that the best
+    memory cites ranks first even where its own text is the least like the question."""
+    from dataclasses import replace
+
+    from memskill_cli.answering import context_line
+    from memskill_cli.evaluation import memory_context, source_spans
+    from memskill_cli.memory import MemoryBank
+
+    query = context.queries[0]
+    spans = context.cache.for_trace(query.trace_id)
+    by_span = sorted(spans, key=lambda s: -float(s[1] @ context.cache.query_vectors[query.query_id]))
+    least_like = by_span[-1][0]
+    memory = MemoryBank(context.cache.span_vectors.shape[1], context.encoder.encode)
+    memory.insert([query.question], least_like.span_id, step=0, sources=[least_like.turn_ids[:1]])
+    memory.insert(["An unrelated note about the weather."], least_like.span_id, step=0)
+    ranked = source_spans(context, memory, query, spans)
+    assert ranked[0].id == least_like.span_id
+    assert sorted(p.id for p in ranked) == sorted(s.span_id for s, _ in spans)   # every span, once
+
+    count = context.clients["answerer"].count_tokens
+    tokens = lambda passages: sum(count(context_line(p.text)) for p in passages)  # noqa: E731
+    budget = tokens([p for p in ranked[:2]]) + 40
+    settings = context.settings.model_copy(update={"eval": context.settings.eval.model_copy(
+        update={"answer_context_tokens": budget, "source_share": 0.7})})
+    shown = memory_context(replace(context, settings=settings), memory, query, spans)
+    facts = [p for p in shown if p.id.startswith("m")]
+    assert shown[:len(facts)] == facts and facts[0].text == query.question     # memories first, the best first
+    assert tokens(facts) <= round(0.3 * budget) and tokens(shown) <= budget
+    assert shown[len(facts)].id == least_like.span_id                           # then the spans they came from
+    memories_only = context.settings.eval.model_copy(update={"answer_context_tokens": budget, "source_share": 0})
+    alone = memory_context(replace(context, settings=context.settings.model_copy(update={"eval": memories_only})),
+                           memory, query, spans)
+    assert [p.id for p in alone] == [p.id for p, _ in memory.search(context.cache.query_vectors[query.query_id], 2,
+                                                                     0.2)]
