@@ -49,6 +49,18 @@ def test_generated_games_are_solvable_for_every_task_type(tmp_path):
     assert all("UNKNOWN GOAL" not in e.objective for e in episodes)
 
 
+def test_a_game_under_a_folder_named_like_a_z_machine_file_still_plays(prepared, tmp_path):
+    """textworld guesses a game's backend from anywhere in its path: `.z7` in a folder name (a temporary folder
+    `.alfworld.z7snjobd` failed a run) made it a Z-machine game. open_game names the PDDL backend itself."""
+    source = sorted((prepared.path / "games").glob("*/*/game.tw-pddl"))[0]
+    target = tmp_path / ".alfworld.z7snjobd" / "game.tw-pddl"
+    target.parent.mkdir()
+    shutil.copy(source, target)
+    with GamePool(1, expert=True) as pool:
+        [episode] = pool.play([GameTask("renamed", str(target))], expert_policy)
+    assert episode.won
+
+
 def test_splits_are_disjoint_and_reproducible():
     splits = {split: games.generate_split(split, 3, seed=5) for split in games.SPLITS}
     ids = {split: {g.game_id for g in specs} for split, specs in splits.items()}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from memskill_cli.embodied import requirement
+from memskill_cli.errors import DataError
 
 MAX_STEPS = 50
 
@@ -61,13 +62,23 @@ def open_game(path: str | Path, expert: bool = False) -> Any:
     """A TextWorld environment for one ALFWorld game file, with ALFWorld's demangler and infos.
 
     The expert asks for the walkthrough: Fast Downward plans once at reset. (`policy_commands` would
-    replan after every step, ten times slower, for the same plan in a deterministic game.)"""
+    replan after every step, ten times slower, for the same plan in a deterministic game.)
+
+    The PDDL backend is named here rather than left to `textworld.start`, which guesses it from the path and
+    takes any ".z1" to ".z8" in it (a folder `.alfworld.z7snjobd`, say) for a Z-machine game."""
     requirement()
     import textworld
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+    from textworld.envs.pddl import PddlEnv
 
+    if not Path(path).is_file():
+        raise DataError(f"{path}: ALFWorld game file not found")
     infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["walkthrough"] if expert else [])
-    return textworld.start(str(path), request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos])
+    env = PddlEnv(infos)
+    for wrapper in (AlfredDemangler(), AlfredInfos):
+        env = wrapper(env)
+    env.load(str(path))
+    return env
 
 
 def split_intro(feedback: str) -> tuple[str, str]:
