@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from memskill_cli.answering import answer_request, clean_answer, context_line, fit_context, prompt_tokens
+from memskill_cli.answering import answer_request, clean_answer, fit_context, prompt_tokens
 from memskill_cli.components import Components, build_selector, load_skill_bank
 from memskill_cli.config import Settings
 from memskill_cli.construction import TraceMemory, build_trace_memory
@@ -132,10 +132,11 @@ class Passage:
     turn_ids: list[str]
 
 
-def fit(ctx: EvalContext, passages: list[Passage]) -> list[Passage]:
-    """The leading passages that fit the shared answer budget, counted with the answerer's tokenizer."""
-    return fit_context(passages, lambda p: p.text, ctx.settings.eval.answer_context_tokens,
-                       ctx.clients["answerer"].count_tokens)
+def fit(ctx: EvalContext, passages: list[Passage], budget: int | None = None) -> list[Passage]:
+    """The leading passages that fit the shared answer budget (or `budget` tokens), counted with the answerer's
+    tokenizer."""
+    return fit_context(passages, lambda p: p.text, ctx.settings.eval.answer_context_tokens if budget is None
+                       else budget, ctx.clients["answerer"].count_tokens)
 
 
 def full_context(ctx: EvalContext, trace_id: str) -> list[Passage]:
@@ -210,10 +211,9 @@ def memory_context(ctx: EvalContext, memory: MemoryBank, query: Query, spans: li
     share = ctx.settings.eval.source_share
     if not share or not spans:
         return fit(ctx, memories)
-    budget, count = ctx.settings.eval.answer_context_tokens, ctx.clients["answerer"].count_tokens
-    facts = fit_context(memories, lambda p: p.text, budget - round(share * budget), count)
-    used = sum(count(context_line(p.text)) for p in facts)
-    return facts + fit_context(source_spans(ctx, memory, query, spans), lambda p: p.text, budget - used, count)
+    budget = ctx.settings.eval.answer_context_tokens
+    facts = fit(ctx, memories, budget - round(share * budget))
+    return fit(ctx, facts + source_spans(ctx, memory, query, spans))   # the facts fit: spans fill what is left
 
 
 def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, TraceMemory]]:

@@ -47,6 +47,11 @@ def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+def _excerpt(content: bytes) -> str:
+    """The start of a body for an error message, redacted (read only when a request fails)."""
+    return secrets.redact(content[:300].decode("utf-8", errors="replace"))
+
+
 class _WaitRetryAfter(tenacity.wait.wait_base):
     """Wait what the server asked for, at most `cap` seconds, else exponential backoff with full jitter."""
 
@@ -120,17 +125,16 @@ class OpenAIClient(LLMClient):
         except urllib3.exceptions.HTTPError as exc:  # timeouts, refused or dropped connections, bad URLs
             raise RetryableError(secrets.redact(f"{url}: {type(exc).__name__}: {exc}")) from None
         status, content = response.status, response.data
-        excerpt = content[:300].decode("utf-8", errors="replace")
         if status in RETRYABLE_STATUS:
             raise RetryableError(f"{url}: HTTP {status}", _retry_after(response))
         if status >= 400:
-            raise LLMError(f"{url}: HTTP {status} (not retried): {secrets.redact(excerpt)}")
+            raise LLMError(f"{url}: HTTP {status} (not retried): {_excerpt(content)}")
         try:
             data = json.loads(content)
             text = data["choices"][0]["message"].get("content") or ""
             finish_reason = data["choices"][0].get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):  # a proxy's page
-            raise RetryableError(f"{url}: HTTP 200 but not a completion: {secrets.redact(excerpt)}") from None
+            raise RetryableError(f"{url}: HTTP 200 but not a completion: {_excerpt(content)}") from None
         usage = data.get("usage") or {}
         return ChatResponse(
             text=secrets.redact(text),  # an endpoint that echoes the key never gets it stored anywhere
