@@ -26,7 +26,7 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # read on MKL's first call, so
 __version__ = "0.1.0"
 
 #: The library API (`from memskill_cli import MemSkill`), imported on first use so the CLI starts fast.
-_API = ("MemSkill", "AddResult", "Answer", "HistoryEntry", "SearchHit", "SpanOutcome")
+_API = ("MemSkill", "AddResult", "Answer", "HistoryEntry", "SearchHit", "SourceSpan", "SpanOutcome")
 __all__ = ["__version__", *_API]
 
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memskill_cli.answering import clean_answer, fit_context, question_request
+import numpy as np
+
+from memskill_cli.answering import clean_answer, question_request, rank_sources, with_sources
 from memskill_cli.components import build_encoder, build_selector, load_skill_bank
 from memskill_cli.config import Settings, load_settings, with_overrides
 from memskill_cli.construction import extend_memory
@@ -90,9 +92,22 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class SourceSpan:
+    """A stretch of the conversation that memories were written from, shown to the answerer after them."""
+
+    id: str
+    content: str
+    session_date: str | None
+    turn_ids: list[str]
+
+
+@dataclass(frozen=True)
 class Answer:
+    """An answer and what it was answered from: memories first, then the spans they came from."""
+
     text: str
     memories: list[SearchHit]
+    sources: list[SourceSpan]
     prompt_tokens: int
     completion_tokens: int
     seconds: float
@@ -239,6 +254,7 @@ class MemSkill:
                                 executor, first_step=memory.counters.next_span)
         memory.bank = working
         memory.records.extend(records)
+        memory.add_spans(spans, vectors)
         memory.turns.update({t.turn_id: t for span in spans for t in span.turns})
         memory.counters.next_turn += sum(len(s.turns) for s in sessions)
         memory.counters.next_session += len(sessions)
@@ -271,30 +287,31 @@ class MemSkill:
     def search(self, query: str, *, user_id: str, limit: int = 20, diversity: float = 0.0) -> list[SearchHit]:
         """The user's `limit` memories most similar to `query`, best first; with `diversity` above 0, by maximal
         marginal relevance (a memory close to one already chosen ranks lower), as `answer` retrieves."""
-        if not isinstance(query, str) or not query.strip():
-            raise DataError("the query is empty")
-        if limit < 1:
-            raise DataError(f"limit must be at least 1 (got {limit})")
-        if not 0 <= diversity < 1:
-            raise DataError(f"diversity must be in [0, 1) (got {diversity})")
+        _check_search(query, limit, diversity)
         user = self._user(user_id)
         vector = self.encoder.encode([query], kind="query")[0]
         with user.lock:
-            found = user.memory.bank.search(vector, limit, diversity)
-            return [_hit(user.memory, item, score) for item, score in found]
+            return _hits(user.memory, vector, limit, diversity)
 
     def answer(self, question: str, *, user_id: str) -> Answer:
         """Answer from the memories retrieved for the question (`eval.memories_per_question`,
-        `eval.memory_diversity`), within the answer budget (`eval.answer_context_tokens`), with the configured
-        answerer."""
+        `eval.memory_diversity`) and then the spans they were written from (`eval.source_share` of the budget,
+        as the evaluation answers), within `eval.answer_context_tokens`, with the configured answerer."""
         start = time.perf_counter()
+        settings = self.settings.eval
+        _check_search(question, settings.memories_per_question, settings.memory_diversity)
         answerer = self._client("answerer")
-        hits = self.search(question, user_id=user_id, limit=self.settings.eval.memories_per_question,
-                           diversity=self.settings.eval.memory_diversity)
-        shown = fit_context(hits, lambda h: h.content, self.settings.eval.answer_context_tokens,
-                            answerer.count_tokens)
-        response = answerer.complete(question_request(question, [h.content for h in shown]))
-        return Answer(clean_answer(response.text), shown, response.usage.prompt_tokens,
+        user = self._user(user_id)
+        vector = self.encoder.encode([question], kind="query")[0]
+        with user.lock:
+            hits = _hits(user.memory, vector, settings.memories_per_question, settings.memory_diversity)
+            sources = _sources(user.memory, vector) if settings.source_share else []
+        shown: list[SearchHit | SourceSpan] = with_sources(
+            hits, sources, lambda x: x.content, settings.answer_context_tokens, settings.source_share,
+            answerer.count_tokens)
+        response = answerer.complete(question_request(question, [x.content for x in shown]))
+        return Answer(clean_answer(response.text), [x for x in shown if isinstance(x, SearchHit)],
+                      [x for x in shown if isinstance(x, SourceSpan)], response.usage.prompt_tokens,
                       response.usage.completion_tokens, round(time.perf_counter() - start, 3))
 
     def get(self, memory_id: str, *, user_id: str) -> MemoryItem:
@@ -368,6 +385,29 @@ def _item(memory: UserMemory, memory_id: str, deleted: bool = False) -> MemoryIt
     return item
 
 
+def _check_search(query: Any, limit: int, diversity: float) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise DataError("the query is empty")
+    if limit < 1:
+        raise DataError(f"limit must be at least 1 (got {limit})")
+    if not 0 <= diversity < 1:
+        raise DataError(f"diversity must be in [0, 1) (got {diversity})")
+
+
+def _hits(memory: UserMemory, vector: np.ndarray, limit: int, diversity: float) -> list[SearchHit]:
+    return [_hit(memory, item, score) for item, score in memory.bank.search(vector, limit, diversity)]
+
+
+def _sources(memory: UserMemory, vector: np.ndarray) -> list[SourceSpan]:
+    """The user's spans, best first for the query vector: ranked by the memories written from them and by their
+    own similarity (`answering.rank_sources`). Memories saved before spans were kept have none."""
+    if not memory.spans or memory.span_vectors is None:
+        return []
+    by_id = {span.span_id: span for span in memory.spans}
+    ranked = rank_sources(memory.bank, vector, list(by_id), memory.span_vectors)
+    return [SourceSpan(s, by_id[s].text, by_id[s].date_time, list(by_id[s].turn_ids)) for s in ranked]
+
+
 def _hit(memory: UserMemory, item: MemoryItem, score: float) -> SearchHit:
     turns = [memory.turns[t].line for t in item.source_turn_ids if t in memory.turns]
     return SearchHit(item.id, item.content, round(score, 6), item.session_date, list(item.source_turn_ids), turns)
@@ -381,4 +421,4 @@ def _add_result(user_id: str, spans: list[Span], records: list[SpanRecord], seco
                      sum(r.prompt_tokens for r in fresh), sum(r.completion_tokens for r in fresh), round(seconds, 3))
 
 
-__all__ = ["AddResult", "Answer", "HistoryEntry", "MemSkill", "SearchHit", "SpanOutcome"]
+__all__ = ["AddResult", "Answer", "HistoryEntry", "MemSkill", "SearchHit", "SourceSpan", "SpanOutcome"]

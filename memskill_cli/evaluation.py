@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from memskill_cli.answering import answer_request, clean_answer, fit_context, prompt_tokens
+from memskill_cli.answering import answer_request, clean_answer, fit_context, prompt_tokens, rank_sources, with_sources
 from memskill_cli.components import Components, build_selector, load_skill_bank
 from memskill_cli.config import Settings
 from memskill_cli.construction import TraceMemory, build_trace_memory
@@ -182,38 +182,23 @@ def retrieved_memories(ctx: EvalContext, memory: MemoryBank, query: Query) -> li
     return [Passage(item.id, item.content, item.source_turn_ids) for item, _ in found]
 
 
-#: Reciprocal-rank fusion's constant (Cormack et al. 2009): a span's score is the sum of 1 / (60 + its rank).
-RRF_K = 60
-
-
 def source_spans(ctx: EvalContext, memory: MemoryBank, query: Query, spans: list[tuple[Span, np.ndarray]]
                  ) -> list[Passage]:
-    """The spans a memory was built from, best first for `query`: the ranking by the memories written from each
-    (a span ranks where its most similar memory does) fused with the ranking by the span's own similarity.
-    A short fact is a sharper key than a 256-token span, and the span holds the words around the fact."""
-    vector = ctx.cache.query_vectors[query.query_id]
-    by_memory = list(dict.fromkeys(span for item, _ in memory.search(vector, len(memory.items))
-                                   for span in item.source_span_ids))
-    by_span = [spans[i][0].span_id for i in np.argsort(-(np.stack([v for _, v in spans]) @ vector), kind="stable")]
-    score: dict[str, float] = {}
-    for ranking in (by_memory, by_span):
-        for rank, span_id in enumerate(ranking):
-            score[span_id] = score.get(span_id, 0.0) + 1 / (RRF_K + rank)
-    passages = {span.span_id: Passage(span.span_id, span.text, span.turn_ids) for span, _ in spans}
-    return [passages[s] for s in sorted(score, key=lambda s: -score[s]) if s in passages]
+    """The spans a memory was built from, best first for `query` (`answering.rank_sources`)."""
+    by_id = {span.span_id: span for span, _ in spans}
+    ranked = rank_sources(memory, ctx.cache.query_vectors[query.query_id], list(by_id),
+                          np.stack([v for _, v in spans]))
+    return [Passage(s, by_id[s].text, by_id[s].turn_ids) for s in ranked]
 
 
 def memory_context(ctx: EvalContext, memory: MemoryBank, query: Query, spans: list[tuple[Span, np.ndarray]]
                    ) -> list[Passage]:
     """What a memory method answers from within the answer budget: its retrieved memories, then (with
     `eval.source_share`) the spans they were written from in the share of the budget left to them."""
-    memories = retrieved_memories(ctx, memory, query)
     share = ctx.settings.eval.source_share
-    if not share or not spans:
-        return fit(ctx, memories)
-    budget = ctx.settings.eval.answer_context_tokens
-    facts = fit(ctx, memories, budget - round(share * budget))
-    return fit(ctx, facts + source_spans(ctx, memory, query, spans))   # the facts fit: spans fill what is left
+    sources = source_spans(ctx, memory, query, spans) if share and spans else []
+    return with_sources(retrieved_memories(ctx, memory, query), sources, lambda p: p.text,
+                        ctx.settings.eval.answer_context_tokens, share, ctx.clients["answerer"].count_tokens)
 
 
 def method_rows(ctx: EvalContext, method: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, TraceMemory]]:

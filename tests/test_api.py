@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from memskill_cli import MemSkill
+from memskill_cli.answering import context_line, question_request
 from memskill_cli.checkpoint import save_checkpoint
 from memskill_cli.config import PrepareSettings, Settings
 from memskill_cli.controller import ControllerConfig, SkillController
@@ -160,6 +161,40 @@ def test_history_delete_reset_and_saved_memory_round_trip(tmp_path, encoder):
     loaded.reset("bob")
     with pytest.raises(NotFoundError):
         loaded.search("cello", user_id="bob")
+
+
+def test_answer_shows_memories_then_the_spans_they_were_written_from(tmp_path, encoder):
+    """As the evaluation answers: memories in 30% of the budget, then the user's spans ranked by those memories,
+    never over the budget; the spans survive save/load; `eval.source_share: 0` answers from memories alone."""
+    messages = sample_conversation(tmp_path)
+    params = {"spans.max_tokens": 96, "eval.answer_context_tokens": 400}
+    clients = scripted()
+    memory = MemSkill.from_config(params, encoder=encoder, clients=clients)
+    added = memory.add(messages, user_id="maya")
+    question = "Where does Maya live now?"
+    answer = memory.answer(question, user_id="maya")
+    count = clients["answerer"].count_tokens
+    shown = [h.content for h in answer.memories] + [s.content for s in answer.sources]
+    assert answer.memories and answer.sources
+    assert clients["answerer"].requests[-1].messages == question_request(question, shown).messages  # memories first
+    assert sum(count(context_line(text)) for text in shown) <= 400
+    assert sum(count(context_line(h.content)) for h in answer.memories) <= 400 - round(0.7 * 400)
+    by_span = {s.span_id: s for s in added.spans}
+    assert all(s.turn_ids == by_span[s.id].turn_ids for s in answer.sources)   # real spans of this user, cited
+    top = memory.search(question, user_id="maya", limit=1)[0]
+    top_span = next(s.span_id for s in added.spans if top.turn_ids[0] in s.turn_ids)
+    assert top_span in [s.id for s in answer.sources[:2]]    # the best memory's span ranks near the top
+
+    saved = memory.save(tmp_path / "store")
+    assert MemSkill.load(saved, encoder=encoder, clients=scripted()).answer(question, user_id="maya") \
+        .sources == answer.sources
+    for name in ("spans.jsonl", "span_vectors.npy"):   # as saved before spans were kept: memories alone
+        (saved / "users" / "u1" / name).unlink()
+    assert not MemSkill.load(saved, encoder=encoder, clients=scripted()).answer(question, user_id="maya").sources
+    alone = MemSkill.from_config({**params, "eval.source_share": 0}, encoder=encoder, clients=scripted())
+    alone.add(messages, user_id="maya")
+    only = alone.answer(question, user_id="maya")
+    assert not only.sources and len(only.memories) > len(answer.memories)
 
 
 def train_run(root: Path, bank: SkillBank) -> Path:
