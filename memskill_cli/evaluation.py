@@ -132,11 +132,10 @@ class Passage:
     turn_ids: list[str]
 
 
-def fit(ctx: EvalContext, passages: list[Passage], budget: int | None = None) -> list[Passage]:
-    """The leading passages that fit the shared answer budget (or `budget` tokens), counted with the answerer's
-    tokenizer."""
-    return fit_context(passages, lambda p: p.text, ctx.settings.eval.answer_context_tokens if budget is None
-                       else budget, ctx.clients["answerer"].count_tokens)
+def fit(ctx: EvalContext, passages: list[Passage]) -> list[Passage]:
+    """The leading passages that fit the shared answer budget, counted with the answerer's tokenizer."""
+    return fit_context(passages, lambda p: p.text, ctx.settings.eval.answer_context_tokens,
+                       ctx.clients["answerer"].count_tokens)
 
 
 def full_context(ctx: EvalContext, trace_id: str) -> list[Passage]:
