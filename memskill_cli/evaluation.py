@@ -37,7 +37,7 @@ from memskill_cli.memory import MemoryBank
 from memskill_cli.metrics import answer_coverage, best_over_golds, judge
 from memskill_cli.peers import PEER_METHODS
 from memskill_cli.progress import NoProgress, ProgressSink
-from memskill_cli.quality import build_quality, evidence_recall
+from memskill_cli.quality import build_quality, evidence_recall, evidence_share
 from memskill_cli.selectors import AllSkills, RandomK, SkillSelector, check_top_k
 from memskill_cli.skills import SkillBank
 
@@ -454,6 +454,12 @@ def load_context(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
 def window_rows(ctx: EvalContext, bank: SkillBank, selector: SkillSelector, windows: list[Window]
                 ) -> list[dict[str, Any]]:
     """Each window's memory built on its own, its questions answered from it (rows as `answer_rows` gives)."""
+    return answer_rows(ctx, "memskill", *window_contexts(ctx, bank, selector, windows))
+
+
+def window_contexts(ctx: EvalContext, bank: SkillBank, selector: SkillSelector, windows: list[Window]
+                    ) -> tuple[list[Query], list[list[Passage]]]:
+    """Each window's memory built on its own; its questions, each with the memories it would be answered from."""
     executor, dim = executor_for(ctx), ctx.cache.span_vectors.shape[1]
     advance = ctx.progress.task("memskill: building window memories", len(windows))
     queries, contexts = [], []
@@ -463,7 +469,39 @@ def window_rows(ctx: EvalContext, bank: SkillBank, selector: SkillSelector, wind
             queries.append(query)
             contexts.append(fit(ctx, retrieved_memories(ctx, memory.bank, query)))
         advance()
-    return answer_rows(ctx, "memskill", queries, contexts)
+    return queries, contexts
+
+
+def unanswered_rows(queries: list[Query], contexts: list[list[Passage]], measure: str) -> list[dict[str, Any]]:
+    """Rows scored without an answerer, as training's answer-free rewards score an episode: `evidence`, the share
+    of each question's evidence turns the context cites; `coverage`, the share of its gold answer's words it holds."""
+    rows = []
+    for query, context in zip(queries, contexts, strict=True):
+        cited = [t for p in context for t in p.turn_ids]
+        scores = {"evidence": evidence_share(query.evidence, cited),
+                  "coverage": answer_coverage([p.text for p in context], query.answers)}
+        rows.append({"query_id": query.query_id, "trace_id": query.trace_id, "category": query.category,
+                     "question": query.question, "gold": query.answers, "evidence": query.evidence,
+                     "prediction": f"(not answered: scored by {measure})", "retrieved_ids": [p.id for p in context],
+                     "retrieved": [p.text for p in context], "retrieved_turns": [p.turn_ids for p in context],
+                     "evidence_share": scores["evidence"], "answer_coverage": scores["coverage"],
+                     "score": scores[measure]})
+    return rows
+
+
+def unanswered_summary(rows: list[dict[str, Any]], measure: str) -> dict[str, Any]:
+    """Mean score (and evidence recall) of `unanswered_rows`, overall and per category."""
+    def block(group: list[dict[str, Any]]) -> dict[str, Any]:
+        recall = evidence_recall([(r["evidence"], [t for ts in r["retrieved_turns"] for t in ts]) for r in group])
+        return {"n": len(group), "score": _mean([r["score"] for r in group]), "scored_by": measure,
+                "evidence_share": _mean([r["evidence_share"] for r in group]),
+                "answer_coverage": _mean([r["answer_coverage"] for r in group]),
+                **(recall if recall["evidence_questions"] else {})}
+
+    by_category: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        by_category[row["category"]].append(row)
+    return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
 
 
 def scoring_windows(ctx: EvalContext) -> list[Window] | None:
@@ -477,14 +515,22 @@ def scoring_windows(ctx: EvalContext) -> list[Window] | None:
     return random.Random(ctx.settings.seed).sample(windows, min(count, len(windows)))
 
 
+def version_measure(ctx: EvalContext) -> str:
+    """What a bank version's validation questions score: training's reward (`train.reward`) where versions are
+    scored on session windows, so the gate keeps what the controller is trained for, at no answerer call for the
+    answer-free rewards; F1 (or success) on whole traces, where questions cite no evidence."""
+    return ctx.settings.train.reward if scoring_windows(ctx) is not None else "f1"
+
+
 def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
                 ) -> Callable[[SkillBank, Path], dict[str, float]]:
-    """The evolution loop's view of the harness: a bank's score on each validation question (F1, or success),
+    """The evolution loop's view of the harness: a bank's score on each validation question (`version_measure`),
     its memories built by `selector` (the policy being trained) or the configured one, on session windows where
     questions cite evidence (a few executor calls per window), else on whole traces; outputs go under the given
     folder. Questions are answered from the memories alone (no source spans, as in training episodes): a bank
     version is judged by the memory it writes, not by spans that any version would show."""
     windows = scoring_windows(ctx)
+    measure = version_measure(ctx)
     memories_only = ctx.settings.model_copy(update={"eval": ctx.settings.eval.model_copy(
         update={"source_share": 0.0})})
 
@@ -494,8 +540,14 @@ def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
             rows, metrics, memories = method_rows(scoring, "memskill")
         else:
             _, chosen = make_selector("memskill", scoring)
-            rows, memories = window_rows(scoring, bank, chosen, windows), None
-            metrics = {**summarise(rows), "method": "memskill", "windows": len(windows)}
+            queries, contexts = window_contexts(scoring, bank, chosen, windows)
+            if measure == "f1":
+                rows = answer_rows(scoring, "memskill", queries, contexts)
+                metrics = summarise(rows)
+            else:
+                rows = unanswered_rows(queries, contexts, measure)
+                metrics = unanswered_summary(rows, measure)
+            metrics, memories = {**metrics, "method": "memskill", "windows": len(windows)}, None
         write_run(out_dir / "runs" / "memskill", rows, metrics, memories)
         return {row["query_id"]: float(row["score"] or 0.0) for row in rows}
 

@@ -10,7 +10,7 @@ from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
-from memskill_cli.evaluation import bank_scorer, load_context
+from memskill_cli.evaluation import bank_scorer, load_context, version_measure
 from memskill_cli.evolution.designer import apply_edits, validate_edits
 from memskill_cli.evolution.hardcases import HardCase, HardCaseBuffer, buffer_from_training, select_cases
 from memskill_cli.evolution.loop import evolve
@@ -257,3 +257,41 @@ def test_evolution_state_resumes_only_for_the_same_source_and_keeps_new_cases(tm
     fresh = SnapshotStore.open(tmp_path, seed, later, source="controller-2")
     assert fresh.state.get(1).score is None and fresh.state.source == "controller-2"
     assert set(fresh.state.buffer.cases) == {"a", "b"}
+
+
+@pytest.mark.parametrize("reward", ["evidence", "coverage"])
+def test_bank_versions_are_scored_by_the_answer_free_training_reward(tmp_path, encoder, reward):
+    """With an answer-free training reward, a version's validation questions score what training rewards (the
+    evidence turns its memories cite, or the answer words they hold), and no question is answered."""
+    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
+    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
+    ledger = UsageLedger()
+    clients = {"executor": RoleClient("executor", ScriptedClient(forgetful_executor, "exec"), ledger=ledger),
+               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger)}
+    designer = RoleClient("designer", ScriptedClient(designer_script, "designer"), ledger=ledger)
+    settings = Settings(eval={"split": "validation", "judge": False}, memory={"selector": "all"},
+                        train={"reward": reward})
+    context = load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
+                           memory_root=tmp_path / "mem")
+    assert version_measure(context) == reward
+    buffer = HardCaseBuffer()
+    buffer.add({**case("q0", 0.0, evidence=["S1:1"]), "trace_id": "sample-01"}, step=1)
+    summary = evolve(settings.evolve, bank_scorer(context), source_turns(context.traces), encoder.encode, designer,
+                     tmp_path / "evolve", SkillBank.seed(), buffer, "run-1", max_changes=3, cycles=1)
+    assert ledger.role("answerer").calls == 0 and ledger.role("executor").calls > 0
+    # The seed bank copies every turn of a window, so its memories cite every question's evidence turns; the
+    # forgetful version stores nothing and holds none of it.
+    seed_rows = [json.loads(line) for line in
+                 (tmp_path / "evolve/versions/v1/runs/memskill/predictions.jsonl").read_text().splitlines()]
+    forgetful = json.loads((tmp_path / "evolve/versions/v2/scores.json").read_text())
+    assert seed_rows and all(r["prediction"] == f"(not answered: scored by {reward})" for r in seed_rows)
+    if reward == "evidence":
+        assert all(r["score"] == 1.0 for r in seed_rows)
+    else:
+        assert summary["best_score"] > 0.5
+        assert all(r["score"] == r["answer_coverage"] for r in seed_rows)
+    assert set(forgetful) == {r["query_id"] for r in seed_rows} and set(forgetful.values()) == {0.0}
+    [cycle] = summary["cycles"]
+    assert cycle["outcome"] == "rolled_back" and summary["best_version"] == 1
+    metrics = json.loads((tmp_path / "evolve/versions/v1/runs/memskill/metrics.json").read_text())
+    assert metrics["overall"]["scored_by"] == reward and metrics["windows"] >= 1

@@ -41,6 +41,6 @@ def evolve(
                                 f"{len(cycle.get('rejected', []))} rejected -> {outcome}")
         for edit in cycle.get("rejected", []):
             app_state.console.print(f"  rejected {edit.get('op')} {edit.get('skill')}: {edit['why']}")
-    app_state.console.print(f"best bank v{summary['best_version']} (validation F1 {summary['best_score']:.3f}) "
-                            f"exported to {summary['exported']}")
+    app_state.console.print(f"best bank v{summary['best_version']} (validation {summary['scored_by']} "
+                            f"{summary['best_score']:.3f}) exported to {summary['exported']}")
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "cycles"}))
