@@ -381,10 +381,6 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    by_category: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    for row in rows:
-        by_category[row["category"]].append(row)
-
     def block(group: list[dict[str, Any]]) -> dict[str, Any]:
         if group and "success" in group[0]:  # embodied: success rate, and steps with a failure counted in full
             success = _mean([r["success"] for r in group])
@@ -400,7 +396,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "judge_unreadable": sum(not r.get("judge_readable", True) for r in judged), "score": f1,
                 **(recall if recall["evidence_questions"] else {})}
 
-    return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
+    return by_category(rows, block)
+
+
+def by_category(rows: list[dict[str, Any]], block: Callable[[list[dict[str, Any]]], dict[str, Any]]
+                ) -> dict[str, Any]:
+    """`block` of all rows (`overall`) and of each category's rows (`per_category`)."""
+    groups: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        groups[row["category"]].append(row)
+    return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(groups.items())}}
 
 
 def memory_cost(memories: dict[str, TraceMemory]) -> dict[str, Any]:
@@ -498,10 +503,7 @@ def unanswered_summary(rows: list[dict[str, Any]], measure: str) -> dict[str, An
                 "answer_coverage": _mean([r["answer_coverage"] for r in group]),
                 **(recall if recall["evidence_questions"] else {})}
 
-    by_category: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    for row in rows:
-        by_category[row["category"]].append(row)
-    return {"overall": block(rows), "per_category": {c: block(g) for c, g in sorted(by_category.items())}}
+    return by_category(rows, block)
 
 
 def scoring_windows(ctx: EvalContext) -> list[Window] | None:
