@@ -76,7 +76,7 @@ def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, ru
     def hook(bank: SkillBank, buffer: HardCaseBuffer, policy: SkillSelector) -> SkillBank:
         summary = evolve(settings.evolve, bank_scorer(ctx, policy), turns, ctx.encoder.encode, designer, run_dir,
                          bank, buffer, source="", max_changes=settings.evolve.max_changes, cycles=1,
-                         seed=settings.seed)
+                         seed=settings.seed, scored_with=policy.identity)
         return SkillBank.load(Path(summary["exported"]))
 
     return hook

@@ -295,3 +295,48 @@ def test_bank_versions_are_scored_by_the_answer_free_training_reward(tmp_path, e
     assert cycle["outcome"] == "rolled_back" and summary["best_version"] == 1
     metrics = json.loads((tmp_path / "evolve/versions/v1/runs/memskill/metrics.json").read_text())
     assert metrics["overall"]["scored_by"] == reward and metrics["windows"] >= 1
+
+
+def test_a_changed_policy_scores_the_best_again_before_a_new_version_is_paired_with_it(tmp_path, encoder):
+    """In the outer loop PPO runs between cycles: a new version must be paired with the best scored under the same
+    policy, or what PPO learned in between passes for the edit's gain."""
+    proposals = iter(["add-plans", "add-hobbies", "add-travel"])
+
+    def designer_reply(request):
+        if "Failed cases" in request.messages[0]["content"]:
+            return json.dumps({"patterns": [{"type": "missing_storage", "description": "lost", "cases": [1]}],
+                               "recommendations": ["store more"]})
+        name = next(proposals)
+        return json.dumps({"edits": [{"op": "add", "skill": name, "description": f"Store facts about {name[4:]}.",
+                                      "instructions": f"INSERT each new fact about {name[4:]} the excerpt states.",
+                                      "actions": ["INSERT"], "reason": "missing kind of fact"}]})
+
+    designer = RoleClient("designer", ScriptedClient(designer_reply, "designer"), ledger=UsageLedger())
+    policy = {"name": "policy-1", "level": 0.2}
+    scored = []
+
+    def score(bank, out_dir):  # what the policy of the moment gets from any bank: the edits add nothing
+        scored.append((bank.version, policy["name"]))
+        return {f"q{i}": policy["level"] + 0.01 * (i % 3) for i in range(30)}
+
+    buffer = HardCaseBuffer()
+    buffer.add(case("q0", 0.0, question="Where did Ana travel?"), step=1)
+
+    def cycle():
+        return evolve(Settings(evolve={"patience": 5}).evolve, score, {}, encoder.encode, designer,
+                      tmp_path / "evolve", SkillBank.seed(), buffer, "", max_changes=3, cycles=1,
+                      scored_with=policy["name"])
+
+    first = cycle()
+    assert first["cycles"][0]["outcome"] == "rolled_back" and scored == [(1, "policy-1"), (2, "policy-1")]
+    policy.update(name="policy-2", level=0.6)  # PPO improved the policy; the bank did not change
+    second = cycle()
+    [entry] = second["cycles"]
+    assert scored[2:] == [(1, "policy-2"), (3, "policy-2")]
+    assert entry["best_rescored"] == {"version": 1, "score_before": pytest.approx(0.21),
+                                      "score": pytest.approx(0.61)}
+    assert entry["outcome"] == "rolled_back" and entry["gain"]["mean"] == pytest.approx(0.0)
+    assert second["best_version"] == 1
+    # The same policy again: the best's scores stand, only the new version is scored.
+    third = cycle()
+    assert scored[4:] == [(4, "policy-2")] and "best_rescored" not in third["cycles"][0]

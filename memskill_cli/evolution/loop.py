@@ -30,16 +30,27 @@ Turns = dict[str, dict[str, str]]
 
 def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callable[[list[str]], np.ndarray],
            designer: LLMClient, run_dir: Path, initial: SkillBank, buffer: HardCaseBuffer, source: str,
-           max_changes: int, cycles: int, seed: int = 0) -> dict[str, Any]:
+           max_changes: int, cycles: int, seed: int = 0, scored_with: str = "") -> dict[str, Any]:
     """Up to `cycles` designer cycles; `source` identifies what produced `initial` and `buffer` (the training
-    run's bank and controller): when it changes, the run starts afresh instead of resuming stale scores."""
+    run's bank and controller): when it changes, the run starts afresh instead of resuming stale scores.
+    `scored_with` names the policy `score` builds memories with: in the method's outer loop it changes between
+    cycles, and the best version is scored again first, so a gain is always paired under one policy (against
+    scores of an older policy, what PPO learned in between would pass for the edit's gain)."""
     store = SnapshotStore.open(run_dir, initial, buffer, source)
     state = store.state
     store.merge_cases(buffer)
-    if state.get(state.best).score is None or not store.has_scores(state.best):  # (older runs kept no scores.json)
-        store.record_score(state.best, score(store.bank(state.best), store.bank_path(state.best).parent),
-                           settings.confidence)
+
+    def score_best() -> dict[str, Any] | None:
+        """Score the best version with the policy of now; what it scored before, if it had been scored."""
+        best = state.get(state.best)
+        before = best.score if store.has_scores(best.version) else None  # (older runs kept no scores.json)
+        store.record_score(best.version, score(store.bank(best.version), store.bank_path(best.version).parent),
+                           settings.confidence, scored_with)
         store.save()
+        return None if before is None else {"version": best.version, "score_before": before, "score": best.score}
+
+    if state.get(state.best).score is None or not store.has_scores(state.best):
+        score_best()
     log = []
     for _ in range(cycles):
         if state.stale_cycles >= settings.patience:
@@ -59,10 +70,12 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
         entry: dict[str, Any] = {"round": state.round, "cases": len(cases), "analysis": analysis,
                                  "proposed": edits, "accepted": accepted, "rejected": rejected}
         if accepted:
+            if state.get(state.best).scored_with != scored_with:  # the policy changed since: pair under one
+                entry["best_rescored"] = score_best()
             version = store.add(apply_edits(current, accepted, state.round), state.current, analysis, accepted,
                                 rejected)
             scores = score(store.bank(version.version), store.bank_path(version.version).parent)
-            outcome = store.record_score(version.version, scores, settings.confidence)
+            outcome = store.record_score(version.version, scores, settings.confidence, scored_with)
             scored = state.get(version.version)
             entry.update(version=version.version, score=scored.score, outcome=outcome,
                          gain=scored.gain.model_dump() if scored.gain else None)

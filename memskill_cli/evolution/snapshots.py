@@ -22,6 +22,7 @@ class Version(BaseModel):
     round: int = 0
     score: float | None = None  # mean over the validation questions (scores.json beside the bank holds each)
     gain: Gain | None = None    # paired gain over the best version when it was scored
+    scored_with: str = ""       # the policy that built its scored memories (a changed policy re-scores the best)
     status: str = "seed"  # seed | best | kept (a former best) | rolled_back
     changes: list[dict[str, Any]] = Field(default_factory=list)
     rejected: list[dict[str, Any]] = Field(default_factory=list)
@@ -95,11 +96,13 @@ class SnapshotStore:
     def scores(self, version: int) -> dict[str, float]:
         return read_json(self.bank_path(version).with_name("scores.json"))
 
-    def record_score(self, version: int, scores: dict[str, float], confidence: float = 0.95) -> str:
+    def record_score(self, version: int, scores: dict[str, float], confidence: float = 0.95,
+                     scored_with: str = "") -> str:
         """Score a version by question. It becomes the best when its paired gain over the best version is
         significant (the interval's lower bound above zero); otherwise the bank rolls back to the best."""
         write_json(self.bank_path(version).with_name("scores.json"), scores)
         entry = self.state.get(version)
+        entry.scored_with = scored_with
         entry.score = round(sum(scores.values()) / len(scores), 6) if scores else 0.0
         best = self.state.get(self.state.best)
         if version != self.state.best and best.score is not None:
