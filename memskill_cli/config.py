@@ -168,7 +168,7 @@ class PPOSettings(Section):
     gae_lambda: float = 0.95
     vf_coef: float = 0.5
     ent_coef: float = 0.01
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-3  # 1e-4 left the policy uniform after an update (DEVELOPERS.md)
     max_grad_norm: float = 0.5
     minibatch_size: int = 32
     update_epochs: int = 4
