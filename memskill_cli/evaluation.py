@@ -520,8 +520,10 @@ def scoring_windows(ctx: EvalContext) -> list[Window] | None:
 def version_measure(ctx: EvalContext) -> str:
     """What a bank version's validation questions score: training's reward (`train.reward`) where versions are
     scored on session windows, so the gate keeps what the controller is trained for, at no answerer call for the
-    answer-free rewards; F1 (or success) on whole traces, where questions cite no evidence."""
-    return ctx.settings.train.reward if scoring_windows(ctx) is not None else "f1"
+    answer-free rewards; F1 (or an embodied task's success) on whole traces, where questions cite no evidence."""
+    if scoring_windows(ctx) is not None:
+        return ctx.settings.train.reward
+    return "success" if ctx.embodied else "f1"
 
 
 def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
