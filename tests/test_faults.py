@@ -101,14 +101,15 @@ def endpoint_env(url: str, retries: int = 8, timeout_s: float = 0.3) -> dict[str
     return env
 
 
-def pipeline(prepared, root, behaviour) -> dict:
+def pipeline(prepared, root, behaviour, timeout_s: float = 0.3) -> dict:
     """train -> evolve -> eval against `behaviour`; what each produced, for comparison."""
     shutil.copytree(prepared / "data", root / "data")
     shutil.copytree(prepared / "artifacts", root / "artifacts")
     with FakeOpenAIServer(behaviour) as server:
         run_cli(root, ["train", "sample"], ["evolve", "sample"],
                 ["eval", "sample", "--controller", "artifacts/train/sample/checkpoint",
-                 "--skill-bank", "artifacts/evolve/sample/best_bank.yaml"], env=endpoint_env(server.url))
+                 "--skill-bank", "artifacts/evolve/sample/best_bank.yaml"],
+                env=endpoint_env(server.url, timeout_s=timeout_s))
     artifacts = root / "artifacts"
     history = [json.loads(line) for line in (artifacts / "train/sample/history.jsonl").read_text().splitlines()]
     evolution = json.loads((artifacts / "evolve/sample/state.json").read_text())
@@ -128,7 +129,9 @@ def pipeline(prepared, root, behaviour) -> dict:
 
 
 def test_transient_faults_change_nothing(prepared, tmp_path):
-    clean = pipeline(prepared, tmp_path / "clean", scripted_llm)
+    # The clean run waits long enough never to retry, however loaded the machine (0.3 s once timed out beside a
+    # llama.cpp build); the faulty run's short timeout turns its hung requests into retries.
+    clean = pipeline(prepared, tmp_path / "clean", scripted_llm, timeout_s=30.0)
     faulty_endpoint = Faulty(0.2, TRANSIENT, seed=1)
     faulty = pipeline(prepared, tmp_path / "faulty", faulty_endpoint)
     assert faulty_endpoint.injected >= 10
