@@ -521,7 +521,11 @@ def version_measure(ctx: EvalContext) -> str:
     """What a bank version's validation questions score: training's reward (`train.reward`) where versions are
     scored on session windows, so the gate keeps what the controller is trained for, at no answerer call for the
     answer-free rewards; F1 (or an embodied task's success) on whole traces, where questions cite no evidence."""
-    if scoring_windows(ctx) is not None:
+    return _measure(ctx, scoring_windows(ctx))
+
+
+def _measure(ctx: EvalContext, windows: list[Window] | None) -> str:
+    if windows is not None:
         return ctx.settings.train.reward
     return "success" if ctx.embodied else "f1"
 
@@ -534,7 +538,7 @@ def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
     folder. Questions are answered from the memories alone (no source spans, as in training episodes): a bank
     version is judged by the memory it writes, not by spans that any version would show."""
     windows = scoring_windows(ctx)
-    measure = version_measure(ctx)
+    measure = _measure(ctx, windows)
     memories_only = ctx.settings.model_copy(update={"eval": ctx.settings.eval.model_copy(
         update={"source_share": 0.0})})
 

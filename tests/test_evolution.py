@@ -170,16 +170,22 @@ def designer_script(request):
     ]})
 
 
-def test_worse_bank_rolls_back_and_the_best_is_exported(tmp_path, encoder):
+def forgetful_setup(tmp_path, encoder, settings):
+    """The sample's validation harness with the forgetful executor and the scripted designer, on one ledger."""
     [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
     info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
     ledger = UsageLedger()
     clients = {"executor": RoleClient("executor", ScriptedClient(forgetful_executor, "exec"), ledger=ledger),
                "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger)}
     designer = RoleClient("designer", ScriptedClient(designer_script, "designer"), ledger=ledger)
-    settings = Settings(eval={"split": "validation", "judge": False}, memory={"selector": "all"})
     context = load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
                            memory_root=tmp_path / "mem")
+    return context, designer, ledger
+
+
+def test_worse_bank_rolls_back_and_the_best_is_exported(tmp_path, encoder):
+    settings = Settings(eval={"split": "validation", "judge": False}, memory={"selector": "all"})
+    context, designer, _ = forgetful_setup(tmp_path, encoder, settings)
     buffer = HardCaseBuffer()
     for i in range(4):
         buffer.add({**case(f"q{i}", 0.0, question=f"Where does person {i} live?", evidence=["S1:1"]),
@@ -263,16 +269,9 @@ def test_evolution_state_resumes_only_for_the_same_source_and_keeps_new_cases(tm
 def test_bank_versions_are_scored_by_the_answer_free_training_reward(tmp_path, encoder, reward):
     """With an answer-free training reward, a version's validation questions score what training rewards (the
     evidence turns its memories cite, or the answer words they hold), and no question is answered."""
-    [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
-    info = build_cache(prepared.path, SpanSettings(max_tokens=128), EmbeddingSettings(), tmp_path / "cache", encoder)
-    ledger = UsageLedger()
-    clients = {"executor": RoleClient("executor", ScriptedClient(forgetful_executor, "exec"), ledger=ledger),
-               "answerer": RoleClient("answerer", ScriptedClient(answer_script, "ans"), ledger=ledger)}
-    designer = RoleClient("designer", ScriptedClient(designer_script, "designer"), ledger=ledger)
     settings = Settings(eval={"split": "validation", "judge": False}, memory={"selector": "all"},
                         train={"reward": reward})
-    context = load_context(settings, prepared.path, info.path, Components(encoder, clients, ledger),
-                           memory_root=tmp_path / "mem")
+    context, designer, ledger = forgetful_setup(tmp_path, encoder, settings)
     assert version_measure(context) == reward
     buffer = HardCaseBuffer()
     buffer.add({**case("q0", 0.0, evidence=["S1:1"]), "trace_id": "sample-01"}, step=1)
