@@ -58,8 +58,9 @@ def make_trainer(settings: Settings, prepared_dir: Path, cache_dir: Path, compon
                                     fusion=t.fusion))
 
 
-#: (current bank, hard cases, the policy as it stands) -> the best bank after an evolution cycle.
-EvolveHook = Callable[[SkillBank, HardCaseBuffer, SkillSelector], SkillBank]
+#: (current bank, hard cases, the policy as it stands, whether to propose) -> the bank to train on: the version on
+#: trial after a cycle that proposed one, else the best.
+EvolveHook = Callable[[SkillBank, HardCaseBuffer, SkillSelector, bool], SkillBank]
 
 
 def source_turns(traces: list[Trace]) -> Turns:
@@ -69,15 +70,16 @@ def source_turns(traces: list[Trace]) -> Turns:
 
 
 def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, run_dir: Path) -> EvolveHook:
-    """One evolution cycle on the training run's hard cases, bank versions scored by `ctx` with the controller
-    being trained; returns the best bank."""
+    """One evolution cycle on the training run's hard cases: the version on trial since the last cycle is judged
+    (scored by `ctx` with the controller being trained, paired with the best), then, when `propose`, the designer
+    proposes the next version, which goes on trial for the coming PPO phase."""
     turns = source_turns(ctx.traces)
 
-    def hook(bank: SkillBank, buffer: HardCaseBuffer, policy: SkillSelector) -> SkillBank:
+    def hook(bank: SkillBank, buffer: HardCaseBuffer, policy: SkillSelector, propose: bool) -> SkillBank:
         summary = evolve(settings.evolve, bank_scorer(ctx, policy), turns, ctx.encoder.encode, designer, run_dir,
-                         bank, buffer, source="", max_changes=settings.evolve.max_changes, cycles=1,
-                         seed=settings.seed, scored_with=policy.identity)
-        return SkillBank.load(Path(summary["exported"]))
+                         bank, buffer, source="", max_changes=settings.evolve.max_changes, cycles=int(propose),
+                         seed=settings.seed, scored_with=policy.identity, trial=True)
+        return SkillBank.load(Path(summary["current_bank"]))
 
     return hook
 
@@ -105,13 +107,22 @@ def fresh_start_reason(checkpoint: Path, fingerprint: str) -> str | None:
     return None
 
 
+def adopt(trainer: Trainer, bank: SkillBank) -> bool:
+    """Train on `bank` from now on (its new and refined skills get the exploration floor); whether it changed."""
+    if bank.hash == trainer.bank.hash:
+        return False
+    trainer.set_bank(bank, fresh=changed_skills(trainer.bank, bank))
+    return True
+
+
 def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedger, resume: bool,
           progress: ProgressSink | None = None, evolve_hook: EvolveHook | None = None) -> dict[str, Any]:
     """Run PPO updates up to `train.updates`, saving a checkpoint after each; `resume` continues the last one
     when it was made with the same settings (else the run starts afresh, and the summary says why).
 
-    With `train.evolve_every` and a hook, PPO phases alternate with evolution cycles: the controller then
-    trains on the evolved bank, new and refined skills getting the exploration floor.
+    With `train.evolve_every` and a hook, PPO phases alternate with evolution cycles: the controller trains on
+    each proposed version for a phase (new and refined skills at the exploration floor) before the next cycle
+    judges it; the last one is judged after the last update.
     """
     checkpoint = out_dir / "checkpoint"
     recover_dir(checkpoint)  # a kill mid-save leaves the previous checkpoint set aside: take it back
@@ -126,6 +137,18 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
     elif evolve_hook is not None:
         shutil.rmtree(out_dir / "evolution", ignore_errors=True)  # a fresh run's evolution starts fresh too
     advance = (progress or NoProgress()).task("training updates", settings.train.updates - trainer.update)
+
+    def save() -> None:
+        trainer.save(checkpoint, {"hard_cases": buffer.model_dump(), "settings_fingerprint": fingerprint,
+                                  "settings": settings.model_dump(mode="json")})
+
+    def cycle(propose: bool) -> bool:
+        """An evolution cycle with the policy as it stands; whether training goes on with another bank."""
+        if evolve_hook is None:
+            return False
+        policy = trainer.selector(settings.eval.skills_per_span)
+        return adopt(trainer, evolve_hook(trainer.bank, buffer, policy, propose))
+
     while trainer.update < settings.train.updates:
         record = trainer.step()
         record["llm_usage"] = ledger.to_dict()
@@ -134,15 +157,12 @@ def train(settings: Settings, trainer: Trainer, out_dir: Path, ledger: UsageLedg
                 buffer.add(hard_case(case, episode["id"]), step=trainer.update)
         buffer.expire(trainer.update)
         every = settings.train.evolve_every
-        if evolve_hook and every and trainer.update % every == 0 and trainer.update < settings.train.updates:
-            policy = trainer.selector(settings.eval.skills_per_span, settings.train.new_skill_floor)
-            evolved = evolve_hook(trainer.bank, buffer, policy)
-            if evolved.hash != trainer.bank.hash:
-                trainer.set_bank(evolved, fresh=changed_skills(trainer.bank, evolved))
-                record["skill_bank_after"] = evolved.hash
-        trainer.save(checkpoint, {"hard_cases": buffer.model_dump(), "settings_fingerprint": fingerprint,
-                                  "settings": settings.model_dump(mode="json")})
+        if every and trainer.update % every == 0 and trainer.update < settings.train.updates and cycle(True):
+            record["skill_bank_after"] = trainer.bank.hash
+        save()
         advance()
+    if settings.train.evolve_every and cycle(False):  # the version still on trial is judged by the final policy
+        save()
     write_jsonl(out_dir / "history.jsonl", trainer.history)
     trainer.bank.save(out_dir / "skill_bank.yaml")
     rewards = [h["reward_mean"] for h in trainer.history]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -98,19 +98,30 @@ class ControllerSelector:
     """The trained controller as a skill selector: greedy top-K over the bank it is given.
 
     With `trained_on` and `floor`, skills the controller never trained with (new or refined since that bank)
-    get the exploration floor they would get in training: how the policy would start on an evolved bank."""
+    get the exploration floor they would get in training: how the policy would start on an evolved bank. With
+    `fresh` instead, the skills of those names get it (training's own shift, while it still decays)."""
 
     def __init__(self, controller: SkillController, encode: Callable[[list[str]], np.ndarray], top_k: int,
-                 identity: str, trained_on: SkillBank | None = None, floor: float = 0.0) -> None:
+                 identity: str, trained_on: SkillBank | None = None, floor: float = 0.0,
+                 fresh: Collection[str] | None = None) -> None:
         self.controller, self.encode, self.top_k = controller, encode, top_k
-        self.trained_on, self.floor = trained_on, floor
-        explore = f"-floor{floor}-{trained_on.hash}" if trained_on is not None and floor else ""
+        self.trained_on, self.floor, self.fresh = trained_on, floor, None if fresh is None else frozenset(fresh)
+        explore = ""
+        if floor and self.fresh:
+            explore = f"-floor{floor}-{'+'.join(sorted(self.fresh))}"
+        elif floor and trained_on is not None and self.fresh is None:
+            explore = f"-floor{floor}-{trained_on.hash}"
         self.identity = f"controller-{identity}-top{top_k}{explore}"
         self._bank = PerBank(self._skill_tensors)
 
     def _skill_tensors(self, bank: SkillBank) -> tuple[torch.Tensor, torch.Tensor]:
         """The bank's skill vectors and which of its skills are untried."""
-        fresh = changed_skills(self.trained_on, bank) if self.trained_on is not None and self.floor else set()
+        if not self.floor:
+            fresh: Collection[str] = ()
+        elif self.fresh is not None:
+            fresh = self.fresh
+        else:
+            fresh = changed_skills(self.trained_on, bank) if self.trained_on is not None else set()
         return (torch.tensor(self.encode([s.description for s in bank.skills])),
                 torch.tensor([s.name in fresh for s in bank.skills]))
 

@@ -91,20 +91,24 @@ class Trainer:
 
     def _shift(self, logits: torch.Tensor) -> torch.Tensor:
         mask = torch.tensor([s.name in self.fresh for s in self.bank.skills])
-        floor = decayed_floor(self.config.new_skill_floor, self.update - self.changed_at,
-                              self.config.floor_decay_updates)
-        return exploration_shift(logits, mask, floor)
+        return exploration_shift(logits, mask, self.floor())
 
-    def selector(self, top_k: int, floor: float = 0.0) -> ControllerSelector:
+    def floor(self) -> float:
+        """The exploration floor of the fresh skills now: it decays over `floor_decay_updates` updates."""
+        return decayed_floor(self.config.new_skill_floor, self.update - self.changed_at,
+                             self.config.floor_decay_updates)
+
+    def selector(self, top_k: int) -> ControllerSelector:
         """The policy as it stands, greedy as at evaluation, for scoring bank versions with the controller that
         is being trained: a frozen copy (its identity is the weights', so built memories are never reused across
-        updates); skills it has not trained with get `floor`, as they would when training resumes."""
+        updates), its fresh skills at the floor training gives them now."""
         frozen = copy.deepcopy(self.controller).eval()
         digest = hashlib.sha256()
         for tensor in frozen.state_dict().values():
             digest.update(tensor.detach().numpy().tobytes())
         weights = digest.hexdigest()[:16]
-        return ControllerSelector(frozen, self.encode_skills, top_k, f"training-{weights}", self.bank, floor)
+        return ControllerSelector(frozen, self.encode_skills, top_k, f"training-{weights}", floor=self.floor(),
+                                  fresh=self.fresh)
 
     def probabilities(self, state: np.ndarray) -> np.ndarray:
         """First-pick probabilities of every skill (with the current exploration shift)."""

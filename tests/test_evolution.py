@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -339,3 +340,57 @@ def test_a_changed_policy_scores_the_best_again_before_a_new_version_is_paired_w
     # The same policy again: the best's scores stand, only the new version is scored.
     third = cycle()
     assert scored[4:] == [(4, "policy-2")] and "best_rescored" not in third["cycles"][0]
+
+
+def test_on_trial_a_version_is_judged_after_the_policy_trained_on_it(tmp_path, encoder):
+    """In the outer loop a proposed version is not scored at once: the controller trains on it first, and the next
+    cycle (or the end of training) scores it paired with the best, both under the policy of then."""
+    proposals = iter([("add-plans", "INSERT each plan with its date, who makes it and where it happens."),
+                      ("add-hobbies", "Write one memory per pastime the person names, with how often they do it.")])
+
+    def designer_reply(request):
+        if "Failed cases" in request.messages[0]["content"]:
+            return json.dumps({"patterns": [{"type": "missing_storage", "description": "lost", "cases": [1]}],
+                               "recommendations": ["store more"]})
+        name, instructions = next(proposals)
+        return json.dumps({"edits": [{"op": "add", "skill": name, "description": f"Store facts about {name[4:]}.",
+                                      "instructions": instructions, "actions": ["INSERT"],
+                                      "reason": "missing kind of fact"}]})
+
+    designer = RoleClient("designer", ScriptedClient(designer_reply, "designer"), ledger=UsageLedger())
+    policy = {"name": "untrained"}
+    scored = []
+
+    def score(bank, out_dir):  # a policy that learned to use add-plans gets more from a bank that has it
+        scored.append((bank.version, policy["name"]))
+        level = 0.7 if policy["name"] == "trained" and "add-plans" in bank.names else 0.2
+        return {f"q{i}": level + 0.01 * (i % 3) for i in range(30)}
+
+    buffer = HardCaseBuffer()
+    buffer.add(case("q0", 0.0, question="Where did Ana travel?"), step=1)
+
+    def cycle(bank, propose=True):
+        return evolve(Settings(evolve={"patience": 5}).evolve, score, {}, encoder.encode, designer,
+                      tmp_path / "evolve", bank, buffer, "", max_changes=3, cycles=int(propose),
+                      scored_with=policy["name"], trial=True)
+
+    first = cycle(SkillBank.seed())
+    assert scored == [] and first["cycles"][0]["outcome"] == "on_trial" and first["judged"] is None
+    on_trial = SkillBank.load(Path(first["current_bank"]))
+    assert "add-plans" in on_trial.names and first["best_version"] == 1
+    policy["name"] = "trained"  # a PPO phase on the version on trial
+    second = cycle(on_trial)
+    assert scored == [(1, "trained"), (2, "trained")]
+    assert second["judged"]["outcome"] == "best" and second["judged"]["gain"]["low"] > 0.4
+    assert second["best_version"] == 2 and second["cycles"][0]["outcome"] == "on_trial"
+    state = json.loads((tmp_path / "evolve/state.json").read_text())
+    assert state["cycles"][0]["outcome"] == "best"  # the verdict joined the record of the cycle that proposed it
+    third_bank = SkillBank.load(Path(second["current_bank"]))
+    assert {"add-plans", "add-hobbies"} <= set(third_bank.names)
+    policy["name"] = "retrained"  # this policy gets nothing from any bank: the version on trial is rolled back
+    last = cycle(third_bank, propose=False)
+    assert scored[2:] == [(2, "retrained"), (3, "retrained")] and last["cycles"] == []
+    assert last["judged"]["outcome"] == "rolled_back" and last["best_version"] == 2
+    assert SkillBank.load(Path(last["current_bank"])).hash == SkillBank.load(Path(last["exported"])).hash
+    assert any(f["skill"] == "add-hobbies" and f["why"].startswith("rolled back") for f in
+               json.loads((tmp_path / "evolve/state.json").read_text())["failed_proposals"])

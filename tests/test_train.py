@@ -141,7 +141,8 @@ def store_all_designer(request):
 
 
 def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
-    """An evolution cycle between PPO phases adopts a better bank; its new skill gets the exploration floor."""
+    """An evolution cycle between PPO phases proposes a version; the controller trains on it (its new skill at the
+    exploration floor) and, judged after that phase, the better bank is adopted."""
     from memskill_cli.evaluation import load_context
     from memskill_cli.learning import evolution_hook
 
@@ -158,15 +159,19 @@ def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     context = load_context(settings, prepared.path, info.path, components, memory_root=tmp_path / "mem")
     hook = evolution_hook(settings, context, clients["designer"], tmp_path / "train/evolution")
     train(settings, trainer, tmp_path / "train", ledger, resume=False, evolve_hook=hook)
-    # Scored with the policy being trained (the untried skill at its exploration floor), the grown bank's gain
-    # over the seed bank is significant, so it is kept.
-    assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}
-    evolution = json.loads((tmp_path / "train/evolution/state.json").read_text())
-    assert evolution["versions"][1]["status"] == "best" and evolution["versions"][1]["gain"]["low"] > 0
     state = json.loads((tmp_path / "train/checkpoint/state.json").read_text())
-    assert "store-all" in [s["name"] for s in state["skill_bank"]["skills"]]
+    # The version proposed after update 1 was on trial during update 2: the policy tried its new skill there.
     assert state["history"][0]["skill_bank_after"] == trainer.bank.hash
-    assert state["history"][1]["transitions"] > 0  # the second PPO phase ran on the grown bank
+    assert state["history"][1]["transitions"] > 0 and state["history"][1]["skill_usage"].get("store-all", 0) > 0
+    # Judged after the last update, both versions scored by that one policy (its weights, the floor of now),
+    # the grown bank's gain over the seed bank is significant, so it is kept.
+    evolution = json.loads((tmp_path / "train/evolution/state.json").read_text())
+    seed, grown = evolution["versions"]
+    assert grown["status"] == "best" and grown["gain"]["low"] > 0
+    assert seed["scored_with"] == grown["scored_with"] == trainer.selector(settings.eval.skills_per_span).identity
+    assert evolution["cycles"][0]["outcome"] == "best"
+    assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}
+    assert "store-all" in [s["name"] for s in state["skill_bank"]["skills"]]
 
 
 def test_training_on_hotpotqa_fails_at_once_with_what_to_do_instead(tmp_path):

@@ -30,12 +30,17 @@ Turns = dict[str, dict[str, str]]
 
 def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callable[[list[str]], np.ndarray],
            designer: LLMClient, run_dir: Path, initial: SkillBank, buffer: HardCaseBuffer, source: str,
-           max_changes: int, cycles: int, seed: int = 0, scored_with: str = "") -> dict[str, Any]:
+           max_changes: int, cycles: int, seed: int = 0, scored_with: str = "", trial: bool = False) -> dict[str, Any]:
     """Up to `cycles` designer cycles; `source` identifies what produced `initial` and `buffer` (the training
     run's bank and controller): when it changes, the run starts afresh instead of resuming stale scores.
     `scored_with` names the policy `score` builds memories with: in the method's outer loop it changes between
     cycles, and the best version is scored again first, so a gain is always paired under one policy (against
-    scores of an older policy, what PPO learned in between would pass for the edit's gain)."""
+    scores of an older policy, what PPO learned in between would pass for the edit's gain).
+
+    With `trial` (the outer loop), a new version is not scored when it is proposed: it goes on trial, the
+    controller trains on it for a PPO phase, and the next call judges it, paired with the best under the policy
+    of then, before the designer proposes again; `cycles=0` only judges. A new skill is so judged by a policy
+    that has had a phase to learn when to pick it, not by one that has never tried it."""
     store = SnapshotStore.open(run_dir, initial, buffer, source)
     state = store.state
     store.merge_cases(buffer)
@@ -49,7 +54,34 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
         store.save()
         return None if before is None else {"version": best.version, "score_before": before, "score": best.score}
 
-    if state.get(state.best).score is None or not store.has_scores(state.best):
+    def judge(version: int) -> dict[str, Any]:
+        """Score `version` paired with the best, both under the policy of now: kept as best or rolled back."""
+        verdict: dict[str, Any] = {}
+        best = state.get(state.best)
+        if best.score is None or not store.has_scores(best.version) or best.scored_with != scored_with:
+            rescored = score_best()
+            if rescored:
+                verdict["best_rescored"] = rescored
+        outcome = store.record_score(version, score(store.bank(version), store.bank_path(version).parent),
+                                     settings.confidence, scored_with)
+        scored = state.get(version)
+        verdict.update(version=version, score=scored.score, outcome=outcome,
+                       gain=scored.gain.model_dump() if scored.gain else None)
+        if outcome == "rolled_back":
+            state.failed_proposals.extend({**edit, "why": f"rolled back: validation gain {scored.gain} over the "
+                                           "best version is not significant"} for edit in scored.changes)
+        state.stale_cycles = 0 if outcome == "best" else state.stale_cycles + 1
+        store.save()
+        return verdict
+
+    judged = None
+    if state.get(state.current).status == "on_trial":
+        judged = judge(state.current)
+        for proposed in state.cycles:  # the verdict joins the record of the cycle that proposed the version
+            if proposed.get("version") == judged["version"]:
+                proposed.update(judged)
+        store.save()
+    elif not trial and (state.get(state.best).score is None or not store.has_scores(state.best)):
         score_best()
     log = []
     for _ in range(cycles):
@@ -70,19 +102,13 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
         entry: dict[str, Any] = {"round": state.round, "cases": len(cases), "analysis": analysis,
                                  "proposed": edits, "accepted": accepted, "rejected": rejected}
         if accepted:
-            if state.get(state.best).scored_with != scored_with:  # the policy changed since: pair under one
-                entry["best_rescored"] = score_best()
             version = store.add(apply_edits(current, accepted, state.round), state.current, analysis, accepted,
                                 rejected)
-            scores = score(store.bank(version.version), store.bank_path(version.version).parent)
-            outcome = store.record_score(version.version, scores, settings.confidence, scored_with)
-            scored = state.get(version.version)
-            entry.update(version=version.version, score=scored.score, outcome=outcome,
-                         gain=scored.gain.model_dump() if scored.gain else None)
-            if outcome == "rolled_back":
-                state.failed_proposals.extend({**edit, "why": f"rolled back: validation gain {scored.gain} over the "
-                                               "best version is not significant"} for edit in accepted)
-            state.stale_cycles = 0 if outcome == "best" else state.stale_cycles + 1
+            if trial:
+                version.status, state.current = "on_trial", version.version
+                entry.update(version=version.version, outcome="on_trial")
+            else:
+                entry.update(judge(version.version))
         else:
             state.stale_cycles += 1
             entry["outcome"] = "no valid edit"
@@ -92,6 +118,7 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
     exported = store.export_best()
     store.save()
     return {"best_version": state.best, "best_score": state.get(state.best).score, "current": state.current,
+            "current_bank": str(store.bank_path(state.current)), "judged": judged,
             "rounds": state.round, "cycles": log, "exported": str(exported),
             "versions": [v.model_dump(include={"version", "score", "gain", "status", "parent"})
                          for v in state.versions]}

@@ -23,7 +23,7 @@ class Version(BaseModel):
     score: float | None = None  # mean over the validation questions (scores.json beside the bank holds each)
     gain: Gain | None = None    # paired gain over the best version when it was scored
     scored_with: str = ""       # the policy that built its scored memories (a changed policy re-scores the best)
-    status: str = "seed"  # seed | best | kept (a former best) | rolled_back
+    status: str = "seed"  # seed | on_trial (proposed, not yet scored) | best | kept (a former best) | rolled_back
     changes: list[dict[str, Any]] = Field(default_factory=list)
     rejected: list[dict[str, Any]] = Field(default_factory=list)
 
