@@ -378,6 +378,9 @@ def test_on_trial_a_version_is_judged_after_the_policy_trained_on_it(tmp_path, e
     assert scored == [] and first["cycles"][0]["outcome"] == "on_trial" and first["judged"] is None
     on_trial = SkillBank.load(Path(first["current_bank"]))
     assert "add-plans" in on_trial.names and first["best_version"] == 1
+    # A run resumed after a kill, whose policy never trained on the version on trial: its trial goes on.
+    again = cycle(SkillBank.seed())
+    assert scored == [] and again["cycles"] == [] and again["current_bank"] == first["current_bank"]
     policy["name"] = "trained"  # a PPO phase on the version on trial
     second = cycle(on_trial)
     assert scored == [(1, "trained"), (2, "trained")]

@@ -75,7 +75,9 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
         return verdict
 
     judged = None
-    if state.get(state.current).status == "on_trial":
+    if state.get(state.current).status == "on_trial" and trial and state.get(state.current).hash != initial.hash:
+        cycles = 0  # proposed, but the policy has not trained on it yet (a run resumed after a kill): still on trial
+    elif state.get(state.current).status == "on_trial":
         judged = judge(state.current)
         for proposed in state.cycles:  # the verdict joins the record of the cycle that proposed the version
             if proposed.get("version") == judged["version"]:
