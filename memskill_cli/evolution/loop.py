@@ -54,11 +54,13 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
         store.save()
         return None if before is None else {"version": best.version, "score_before": before, "score": best.score}
 
+    def best_scored() -> bool:
+        return state.get(state.best).score is not None and store.has_scores(state.best)
+
     def judge(version: int) -> dict[str, Any]:
         """Score `version` paired with the best, both under the policy of now: kept as best or rolled back."""
         verdict: dict[str, Any] = {}
-        best = state.get(state.best)
-        if best.score is None or not store.has_scores(best.version) or best.scored_with != scored_with:
+        if not best_scored() or state.get(state.best).scored_with != scored_with:
             rescored = score_best()
             if rescored:
                 verdict["best_rescored"] = rescored
@@ -75,15 +77,16 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
         return verdict
 
     judged = None
-    if state.get(state.current).status == "on_trial" and trial and state.get(state.current).hash != initial.hash:
+    pending = state.get(state.current)
+    if pending.status == "on_trial" and trial and pending.hash != initial.hash:
         cycles = 0  # proposed, but the policy has not trained on it yet (a run resumed after a kill): still on trial
-    elif state.get(state.current).status == "on_trial":
+    elif pending.status == "on_trial":
         judged = judge(state.current)
         for proposed in state.cycles:  # the verdict joins the record of the cycle that proposed the version
             if proposed.get("version") == judged["version"]:
                 proposed.update(judged)
         store.save()
-    elif not trial and (state.get(state.best).score is None or not store.has_scores(state.best)):
+    elif not trial and not best_scored():
         score_best()
     log = []
     for _ in range(cycles):
