@@ -8,9 +8,9 @@ and whether the learned selection beats the alternatives at the same K.
    with the trained controller, the similarity selector and random-K at the same K from the same bank, and
    prints evidence recall@k (do the memories retrieved for a question cite its evidence turns?), answer coverage
    (how much of the gold answer's words they hold) and F1 with the same answerer, with the paired difference of
-   the controller against each and its 95% bootstrap interval, and the share of spans each selector gave each
-   skill. With `--bank`, the seed bank with all four skills (static-primitives) is compared too: does the grown
-   bank help at all?
+   the controller against each and its 95% bootstrap interval (resampling windows: a window's questions share
+   one memory build), and the share of spans each selector gave each skill. With `--bank`, the seed bank with
+   all four skills (static-primitives) is compared too: does the grown bank help at all?
 
 Run: .venv/bin/python bench/bench_selection.py [--updates 1] [--episodes 4] [--windows 12] [--top-k 3] [--lr X]
      [--reward f1|evidence|coverage] [--bank PATH (an evolved bank; default: the seed bank)]
@@ -138,9 +138,10 @@ def main() -> None:
         print(f"{name:10s} evidence recall {statistics.fmean(hits):.3f}, answer coverage "
               f"{statistics.fmean(coverage):.3f}, F1 {statistics.fmean(f1s):.3f}; share of spans given each skill: "
               f"{chosen}")
+    window_of = [w for w, window in enumerate(windows) for _ in window.queries]  # rows come window by window
     for other in [name for name in results if name != "controller"]:
         for metric, index in (("evidence recall", 0), ("answer coverage", 1), ("F1", 2)):
-            gain = paired_gain(results[other][index], results["controller"][index])
+            gain = paired_gain(results[other][index], results["controller"][index], groups=window_of)
             print(f"controller - {other:10s} {metric:15s} {gain}")
     usage = ledger.role("executor")
     print(f"\nexecutor calls {usage.calls} ({usage.cache_hits} cached), mean latency "

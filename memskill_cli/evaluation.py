@@ -517,6 +517,15 @@ def scoring_windows(ctx: EvalContext) -> list[Window] | None:
     return random.Random(ctx.settings.seed).sample(windows, min(count, len(windows)))
 
 
+def scoring_groups(ctx: EvalContext) -> dict[str, str] | None:
+    """Each scored question's session window, the memory build that answers it (the gain's interval resamples
+    windows); None on whole traces, where a benchmark's few validation traces leave too few builds to resample."""
+    windows = scoring_windows(ctx)
+    if windows is None:
+        return None
+    return {q.query_id: f"{w.trace_id}/{w.spans[0][0].span_id}" for w in windows for q in w.queries}
+
+
 def version_measure(ctx: EvalContext) -> str:
     """What a bank version's validation questions score: training's reward (`train.reward`) where versions are
     scored on session windows, so the gate keeps what the controller is trained for, at no answerer call for the

@@ -17,7 +17,7 @@ from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Trace, load_prepared
 from memskill_cli.environment import MemoryEnvironment
 from memskill_cli.errors import DataError
-from memskill_cli.evaluation import EvalContext, bank_scorer
+from memskill_cli.evaluation import EvalContext, bank_scorer, scoring_groups
 from memskill_cli.evolution.hardcases import HardCaseBuffer, empty_buffer, hard_case
 from memskill_cli.evolution.loop import Turns, evolve
 from memskill_cli.executor import Executor
@@ -73,12 +73,12 @@ def evolution_hook(settings: Settings, ctx: EvalContext, designer: LLMClient, ru
     """One evolution cycle on the training run's hard cases: the version on trial since the last cycle is judged
     (scored by `ctx` with the controller being trained, paired with the best), then, when `propose`, the designer
     proposes the next version, which goes on trial for the coming PPO phase."""
-    turns = source_turns(ctx.traces)
+    turns, groups = source_turns(ctx.traces), scoring_groups(ctx)
 
     def hook(bank: SkillBank, buffer: HardCaseBuffer, policy: SkillSelector, propose: bool) -> SkillBank:
         summary = evolve(settings.evolve, bank_scorer(ctx, policy), turns, ctx.encoder.encode, designer, run_dir,
                          bank, buffer, source="", max_changes=settings.evolve.max_changes, cycles=int(propose),
-                         seed=settings.seed, scored_with=policy.identity, trial=True)
+                         seed=settings.seed, scored_with=policy.identity, trial=True, groups=groups)
         return SkillBank.load(Path(summary["current_bank"]))
 
     return hook

@@ -9,7 +9,7 @@ from typing import Any
 from memskill_cli.components import build_components
 from memskill_cli.config import Settings
 from memskill_cli.data.cache import current_cache
-from memskill_cli.evaluation import bank_scorer, load_context, version_measure
+from memskill_cli.evaluation import bank_scorer, load_context, scoring_groups, version_measure
 from memskill_cli.evolution.hardcases import buffer_from_training
 from memskill_cli.evolution.loop import evolve as run_evolution
 from memskill_cli.fileio import sha256_file, stable_hash, write_csv, write_json
@@ -42,7 +42,8 @@ def evolve(dataset: str, settings: Settings, train_dir: Path, out_dir: Path,
         stale.unlink(missing_ok=True)
     summary = run_evolution(e, bank_scorer(context), source_turns(context.traces), components.encoder.encode,
                             components.clients["designer"], out_dir, initial, buffer_from_training(train_dir, e),
-                            source, e.max_changes, e.cycles, settings.seed) | {"scored_by": measure}
+                            source, e.max_changes, e.cycles, settings.seed,
+                            groups=scoring_groups(context)) | {"scored_by": measure}
     usage = components.ledger.to_dict()
     write_json(out_dir / "llm_usage.json", usage)
     write_json(out_dir / "metrics.json", {"best_version": summary["best_version"], "scored_by": measure,

@@ -150,6 +150,33 @@ def test_a_version_replaces_the_best_only_on_a_significant_paired_gain(tmp_path)
     assert store.state.get(1).status == "kept"
 
 
+def test_a_gain_carried_by_one_memory_build_is_not_significant_when_builds_are_resampled(tmp_path):
+    """Questions answered from one window's memory rise and fall together: a gain that comes from one build of
+    five is what a lucky build looks like. Question by question it would pass the gate; by window it does not."""
+    from memskill_cli.evolution.snapshots import SnapshotStore
+    from memskill_cli.significance import paired_gain
+
+    windows = {f"w{w}q{q}": f"w{w}" for w in range(5) for q in range(10)}
+    base = {question: 0.3 for question in windows}
+    lucky = {question: 0.8 if window == "w0" else 0.3 for question, window in windows.items()}
+    ids = sorted(windows)
+    by_question = paired_gain([base[q] for q in ids], [lucky[q] for q in ids])
+    by_window = paired_gain([base[q] for q in ids], [lucky[q] for q in ids], groups=[windows[q] for q in ids])
+    assert by_question.mean == by_window.mean == pytest.approx(0.1)
+    assert by_question.significant and by_question.groups is None
+    assert not by_window.significant and by_window.groups == 5 and by_window.n == 50
+    # A gain every window shares (+0.05 to +0.09 by window) survives resampling windows.
+    steady = {q: 0.35 + 0.01 * int(q[1]) for q in ids}
+    assert paired_gain([base[q] for q in ids], [steady[q] for q in ids], groups=[windows[q] for q in ids]).significant
+
+    seed = SkillBank.seed()
+    store = SnapshotStore.open(tmp_path, seed, HardCaseBuffer(), source="run")
+    assert store.record_score(1, base, groups=windows) == "best"
+    version = store.add(seed.model_copy(update={"version": 2}), 1, {}, [], [])
+    assert store.record_score(version.version, lucky, groups=windows) == "rolled_back"
+    assert store.state.get(version.version).gain.groups == 5 and store.state.best == 1
+
+
 def forgetful_executor(request):
     """Stores nothing when the harmful skill is among the selected ones: a bank that gets worse."""
     if "### forget-everything" in request.messages[-1]["content"]:

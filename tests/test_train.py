@@ -143,7 +143,7 @@ def store_all_designer(request):
 def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     """An evolution cycle between PPO phases proposes a version; the controller trains on it (its new skill at the
     exploration floor) and, judged after that phase, the better bank is adopted."""
-    from memskill_cli.evaluation import load_context
+    from memskill_cli.evaluation import load_context, scoring_windows
     from memskill_cli.learning import evolution_hook
 
     [prepared] = prepare("sample", PrepareSettings(source=str(REPO / "data/sample/sample.yaml")), tmp_path / "prep")
@@ -168,6 +168,9 @@ def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     evolution = json.loads((tmp_path / "train/evolution/state.json").read_text())
     seed, grown = evolution["versions"]
     assert grown["status"] == "best" and grown["gain"]["low"] > 0
+    # its interval resampled the scored session windows (each one memory build), not the questions in them
+    windows = scoring_windows(context)
+    assert grown["gain"]["groups"] == len(windows) < grown["gain"]["n"] == sum(len(w.queries) for w in windows)
     assert seed["scored_with"] == grown["scored_with"] == trainer.selector(settings.eval.skills_per_span).identity
     assert evolution["cycles"][0]["outcome"] == "best"
     assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}

@@ -30,7 +30,8 @@ Turns = dict[str, dict[str, str]]
 
 def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callable[[list[str]], np.ndarray],
            designer: LLMClient, run_dir: Path, initial: SkillBank, buffer: HardCaseBuffer, source: str,
-           max_changes: int, cycles: int, seed: int = 0, scored_with: str = "", trial: bool = False) -> dict[str, Any]:
+           max_changes: int, cycles: int, seed: int = 0, scored_with: str = "", trial: bool = False,
+           groups: dict[str, str] | None = None) -> dict[str, Any]:
     """Up to `cycles` designer cycles; `source` identifies what produced `initial` and `buffer` (the training
     run's bank and controller): when it changes, the run starts afresh instead of resuming stale scores.
     `scored_with` names the policy `score` builds memories with: in the method's outer loop it changes between
@@ -40,7 +41,10 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
     With `trial` (the outer loop), a new version is not scored when it is proposed: it goes on trial, the
     controller trains on it for a PPO phase, and the next call judges it, paired with the best under the policy
     of then, before the designer proposes again; `cycles=0` only judges. A new skill is so judged by a policy
-    that has had a phase to learn when to pick it, not by one that has never tried it."""
+    that has had a phase to learn when to pick it, not by one that has never tried it.
+
+    `groups` maps each validation question to the memory build that answers it (its session window): the gain's
+    interval then resamples builds, since the questions of one build rise and fall together."""
     store = SnapshotStore.open(run_dir, initial, buffer, source)
     state = store.state
     store.merge_cases(buffer)
@@ -65,7 +69,7 @@ def evolve(settings: EvolveSettings, score: Score, turns: Turns, encode: Callabl
             if rescored:
                 verdict["best_rescored"] = rescored
         outcome = store.record_score(version, score(store.bank(version), store.bank_path(version).parent),
-                                     settings.confidence, scored_with)
+                                     settings.confidence, scored_with, groups)
         scored = state.get(version)
         verdict.update(version=version, score=scored.score, outcome=outcome,
                        gain=scored.gain.model_dump() if scored.gain else None)

@@ -97,9 +97,10 @@ class SnapshotStore:
         return read_json(self.bank_path(version).with_name("scores.json"))
 
     def record_score(self, version: int, scores: dict[str, float], confidence: float = 0.95,
-                     scored_with: str = "") -> str:
+                     scored_with: str = "", groups: dict[str, str] | None = None) -> str:
         """Score a version by question. It becomes the best when its paired gain over the best version is
-        significant (the interval's lower bound above zero); otherwise the bank rolls back to the best."""
+        significant (the interval's lower bound above zero); otherwise the bank rolls back to the best.
+        `groups` (question id -> the memory build that answers it) makes the bootstrap resample builds."""
         write_json(self.bank_path(version).with_name("scores.json"), scores)
         entry = self.state.get(version)
         entry.scored_with = scored_with
@@ -108,7 +109,8 @@ class SnapshotStore:
         if version != self.state.best and best.score is not None:
             reference = self.scores(best.version)
             common = sorted(set(reference) & set(scores))
-            entry.gain = paired_gain([reference[q] for q in common], [scores[q] for q in common], confidence)
+            entry.gain = paired_gain([reference[q] for q in common], [scores[q] for q in common], confidence,
+                                     groups=[groups[q] for q in common] if groups else None)
             if not entry.gain.significant:
                 entry.status, self.state.current = "rolled_back", self.state.best
                 return "rolled_back"
