@@ -214,8 +214,9 @@ class EvolveSettings(Section):
     per_cluster: int = Field(2, ge=1, description="Representatives per cluster.")
     max_cases_shown: int = Field(6, ge=1, description="Most hard cases shown to the designer per cycle.")
     validation_windows: int = Field(24, ge=0, description=(
-        "Validation session windows (a seeded sample) that score a bank version, each window's memory built on "
-        "its own, where questions cite evidence; 0: whole validation traces (costly on LoCoMo)."))
+        "Validation session windows that score a bank version (those with the most questions per span), each "
+        "window's memory built on its own, where questions cite evidence; 0: whole validation traces (costly on "
+        "LoCoMo)."))
     max_skills: int = Field(12, ge=2, description="Most skills the bank may grow to (new skills beyond are refused).")
     confidence: float = Field(0.95, ge=0.5, lt=1, description=(
         "A new bank version replaces the best only if the lower bound of this interval of its paired "

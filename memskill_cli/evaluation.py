@@ -9,7 +9,6 @@ Every method runs in the same harness with the same answerer, so comparisons are
 from __future__ import annotations
 
 import collections
-import random
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from memskill_cli.construction import TraceMemory, build_trace_memory
 from memskill_cli.data.cache import SpanCache
 from memskill_cli.data.schema import Query, Trace, load_prepared
 from memskill_cli.data.spans import Span
-from memskill_cli.data.windows import Window, make_windows
+from memskill_cli.data.windows import Window, densest_windows, make_windows
 from memskill_cli.embeddings import Encoder
 from memskill_cli.errors import ConfigError
 from memskill_cli.executor import Executor, SpanRecord
@@ -507,14 +506,14 @@ def unanswered_summary(rows: list[dict[str, Any]], measure: str) -> dict[str, An
 
 
 def scoring_windows(ctx: EvalContext) -> list[Window] | None:
-    """The validation windows that score a bank version (`evolve.validation_windows`, a seeded sample), or None
-    to score whole traces (the setting is 0, or the questions cite no evidence)."""
+    """The validation windows that score a bank version: the `evolve.validation_windows` with the most questions per
+    span, as many questions as a scoring's executor calls can buy (on LoCoMo 162 in 73 spans, where a random 24
+    gave 111 in 76), or None to score whole traces (the setting is 0, or the questions cite no evidence)."""
     count = ctx.settings.evolve.validation_windows
     queries = select_queries(ctx.queries, ctx.settings)
     if not count or ctx.embodied or not any(q.evidence for q in queries):
         return None
-    windows = list(make_windows(queries, ctx.cache, 1, None, ctx.settings.seed).values())
-    return random.Random(ctx.settings.seed).sample(windows, min(count, len(windows)))
+    return densest_windows(list(make_windows(queries, ctx.cache, 1, None, ctx.settings.seed).values()), count)
 
 
 def scoring_groups(ctx: EvalContext) -> dict[str, str] | None:

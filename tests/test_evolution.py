@@ -177,6 +177,19 @@ def test_a_gain_carried_by_one_memory_build_is_not_significant_when_builds_are_r
     assert store.state.get(version.version).gain.groups == 5 and store.state.best == 1
 
 
+def test_bank_versions_are_scored_on_the_windows_with_the_most_questions_per_span():
+    """A scoring's cost is its executor calls, one per span: the windows that answer the most questions per span
+    narrow the gain's interval most for that cost."""
+    from memskill_cli.data.windows import Window, densest_windows
+
+    def window(name: str, spans: int, questions: int) -> Window:
+        return Window(name, [(None, None)] * spans, [name] * questions)
+
+    windows = [window("sparse", 6, 1), window("dense", 2, 9), window("middle", 4, 8), window("tie", 1, 2)]
+    assert [w.trace_id for w in densest_windows(windows, 2)] == ["dense", "middle"]
+    assert [w.trace_id for w in densest_windows(windows, 10)] == ["dense", "middle", "tie", "sparse"]
+
+
 def forgetful_executor(request):
     """Stores nothing when the harmful skill is among the selected ones: a bank that gets worse."""
     if "### forget-everything" in request.messages[-1]["content"]:
