@@ -34,16 +34,16 @@ def evolve(dataset: str, settings: Settings, train_dir: Path, out_dir: Path,
                            current_cache(artifacts / "cache", dataset), components, progress)
     bank_file = train_dir / "skill_bank.yaml"
     initial = SkillBank.load(bank_file) if bank_file.exists() else context.skill_bank
-    measure = version_measure(context)
-    source = stable_hash({"bank": initial.hash, "scored_by": measure,
+    # a run resumes only where its versions' scores still mean the same: same bank, measure, windows and controller
+    measure, groups = version_measure(context), scoring_groups(context)
+    source = stable_hash({"bank": initial.hash, "scored_by": measure, "windows": sorted(set((groups or {}).values())),
                           "controller": sha256_file(checkpoint / "controller.safetensors") if trained else None})
     e = settings.evolve
     for stale in (out_dir / "metrics.json", out_dir / "timeline.csv"):  # a killed run leaves no old summary
         stale.unlink(missing_ok=True)
     summary = run_evolution(e, bank_scorer(context), source_turns(context.traces), components.encoder.encode,
                             components.clients["designer"], out_dir, initial, buffer_from_training(train_dir, e),
-                            source, e.max_changes, e.cycles, settings.seed,
-                            groups=scoring_groups(context)) | {"scored_by": measure}
+                            source, e.max_changes, e.cycles, settings.seed, groups=groups) | {"scored_by": measure}
     usage = components.ledger.to_dict()
     write_json(out_dir / "llm_usage.json", usage)
     write_json(out_dir / "metrics.json", {"best_version": summary["best_version"], "scored_by": measure,

@@ -100,7 +100,8 @@ class SnapshotStore:
                      scored_with: str = "", groups: dict[str, str] | None = None) -> str:
         """Score a version by question. It becomes the best when its paired gain over the best version is
         significant (the interval's lower bound above zero); otherwise the bank rolls back to the best.
-        `groups` (question id -> the memory build that answers it) makes the bootstrap resample builds."""
+        `groups` (question id -> the memory build that answers it) makes the bootstrap resample builds (a question
+        it does not name is a build of its own)."""
         write_json(self.bank_path(version).with_name("scores.json"), scores)
         entry = self.state.get(version)
         entry.scored_with = scored_with
@@ -110,7 +111,7 @@ class SnapshotStore:
             reference = self.scores(best.version)
             common = sorted(set(reference) & set(scores))
             entry.gain = paired_gain([reference[q] for q in common], [scores[q] for q in common], confidence,
-                                     groups=[groups[q] for q in common] if groups else None)
+                                     groups=[groups.get(q, q) for q in common] if groups else None)
             if not entry.gain.significant:
                 entry.status, self.state.current = "rolled_back", self.state.best
                 return "rolled_back"
