@@ -78,6 +78,8 @@ def timeline_table(state: dict[str, Any]) -> Table:
         rejected = "; ".join(f"rejected {c.get('op')} {c.get('skill')}: {c['why']}" for c in v["rejected"])
         gain = v.get("gain")
         interval = f"{gain['mean']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]" if gain else "-"
+        if gain and gain.get("groups"):  # resampled by session window, not by question
+            interval += f" by {gain['groups']} windows"
         rows.append([f"v{v['version']}", _fmt(v["parent"]), _fmt(v["round"]), _fmt(v["score"]), interval,
                      v["status"], changes + (f" | {rejected}" if rejected else "")])
     return header, rows

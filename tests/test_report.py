@@ -8,7 +8,7 @@ from memskill_cli.components import Components
 from memskill_cli.config import EmbeddingSettings, PrepareSettings, Settings, SpanSettings
 from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
-from memskill_cli.evaluation import bank_scorer, evaluate, load_context
+from memskill_cli.evaluation import bank_scorer, evaluate, load_context, scoring_groups
 from memskill_cli.evolution.hardcases import buffer_from_training
 from memskill_cli.evolution.loop import evolve
 from memskill_cli.learning import make_trainer, source_turns, train
@@ -58,7 +58,8 @@ def test_report_from_a_scripted_pipeline_run(tmp_path, encoder):
     context = load_context(settings, prepared.path, info.path, components, memory_root=tmp_path / "mem")
     buffer = buffer_from_training(artifacts / "train/sample", settings.evolve)
     evolve(settings.evolve, bank_scorer(context), source_turns(context.traces), encoder.encode, clients["designer"],
-           artifacts / "evolve/sample", trainer.bank, buffer, "run-1", max_changes=3, cycles=1)
+           artifacts / "evolve/sample", trainer.bank, buffer, "run-1", max_changes=3, cycles=1,
+           groups=scoring_groups(context))
     context.skill_bank = trainer.bank
     evaluate(context, ["memskill", "no-memory", "raw-rag"], artifacts / "eval/sample")
 
@@ -73,8 +74,11 @@ def test_report_from_a_scripted_pipeline_run(tmp_path, encoder):
     for text in ("| memskill |", "| no-memory |", "| raw-rag |", "Skill-bank timeline", "rolled_back",
                  "forget-everything", "Cost per stage", "| train | executor |", "**Q:**"):
         assert text in markdown, text
-    # The rolled-back version shows its paired gain over the best with the interval that decided it.
-    assert re.search(r"\| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \| rolled_back \|", markdown)
+    # The rolled-back version shows its paired gain over the best with the interval that decided it, resampled by
+    # the scored session windows.
+    windows = len(set(scoring_groups(context).values()))
+    assert re.search(rf"\| [+-]\d\.\d{{3}} \[[+-]\d\.\d{{3}}, [+-]\d\.\d{{3}}\] by {windows} windows \| rolled_back \|",
+                     markdown)
 
     (artifacts / "eval/other").mkdir()
     summary = json.loads((artifacts / "eval/sample/metrics.json").read_text())
