@@ -62,9 +62,10 @@ def main() -> None:
     trainer.resume(args.train_dir / "checkpoint")
     policy = trainer.selector(settings.eval.skills_per_span)
     ctx = load_context(settings, prepared, cache, components)
-    windows = scoring_windows(ctx)
-    if windows is None:
+    scored = scoring_windows(ctx)
+    if scored is None:
         sys.exit("the validation questions cite no evidence: versions are scored on whole traces, not windows")
+    windows = list(scored.values())  # the densest first
     print(f"policy {policy.identity}; scored by {settings.train.reward}")
     score, scores = bank_scorer(ctx, policy), {}
     for version in (args.base, args.new):

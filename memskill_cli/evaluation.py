@@ -505,7 +505,7 @@ def unanswered_summary(rows: list[dict[str, Any]], measure: str) -> dict[str, An
     return by_category(rows, block)
 
 
-def scoring_windows(ctx: EvalContext) -> list[Window] | None:
+def scoring_windows(ctx: EvalContext) -> dict[str, Window] | None:
     """The validation windows that score a bank version: the `evolve.validation_windows` with the most questions per
     span, as many questions as a scoring's executor calls can buy (on LoCoMo 162 in 73 spans, where a random 24
     gave 111 in 76), or None to score whole traces (the setting is 0, or the questions cite no evidence)."""
@@ -513,7 +513,7 @@ def scoring_windows(ctx: EvalContext) -> list[Window] | None:
     queries = select_queries(ctx.queries, ctx.settings)
     if not count or ctx.embodied or not any(q.evidence for q in queries):
         return None
-    return densest_windows(list(make_windows(queries, ctx.cache, 1, None, ctx.settings.seed).values()), count)
+    return densest_windows(make_windows(queries, ctx.cache, 1, None, ctx.settings.seed), count)
 
 
 def scoring_groups(ctx: EvalContext) -> dict[str, str] | None:
@@ -522,7 +522,7 @@ def scoring_groups(ctx: EvalContext) -> dict[str, str] | None:
     windows = scoring_windows(ctx)
     if windows is None:
         return None
-    return {q.query_id: f"{w.trace_id}/{w.spans[0][0].span_id}" for w in windows for q in w.queries}
+    return {q.query_id: name for name, window in windows.items() for q in window.queries}
 
 
 def version_measure(ctx: EvalContext) -> str:
@@ -532,7 +532,7 @@ def version_measure(ctx: EvalContext) -> str:
     return _measure(ctx, scoring_windows(ctx))
 
 
-def _measure(ctx: EvalContext, windows: list[Window] | None) -> str:
+def _measure(ctx: EvalContext, windows: dict[str, Window] | None) -> str:
     if windows is not None:
         return ctx.settings.train.reward
     return "success" if ctx.embodied else "f1"
@@ -556,7 +556,7 @@ def bank_scorer(ctx: EvalContext, selector: SkillSelector | None = None
             rows, metrics, memories = method_rows(scoring, "memskill")
         else:
             _, chosen = make_selector("memskill", scoring)
-            queries, contexts = window_contexts(scoring, bank, chosen, windows)
+            queries, contexts = window_contexts(scoring, bank, chosen, list(windows.values()))
             if measure == "f1":
                 rows = answer_rows(scoring, "memskill", queries, contexts)
                 metrics = summarise(rows)

@@ -182,12 +182,12 @@ def test_bank_versions_are_scored_on_the_windows_with_the_most_questions_per_spa
     narrow the gain's interval most for that cost."""
     from memskill_cli.data.windows import Window, densest_windows
 
-    def window(name: str, spans: int, questions: int) -> Window:
-        return Window(name, [(None, None)] * spans, [name] * questions)
+    def window(spans: int, questions: int) -> Window:
+        return Window("trace", [(None, None)] * spans, ["question"] * questions)
 
-    windows = [window("sparse", 6, 1), window("dense", 2, 9), window("middle", 4, 8), window("tie", 1, 2)]
-    assert [w.trace_id for w in densest_windows(windows, 2)] == ["dense", "middle"]
-    assert [w.trace_id for w in densest_windows(windows, 10)] == ["dense", "middle", "tie", "sparse"]
+    windows = {"sparse": window(6, 1), "dense": window(2, 9), "middle": window(4, 8), "tie": window(1, 2)}
+    assert list(densest_windows(windows, 2)) == ["dense", "middle"]
+    assert list(densest_windows(windows, 10)) == ["dense", "middle", "tie", "sparse"]
 
 
 def forgetful_executor(request):

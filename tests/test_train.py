@@ -170,7 +170,7 @@ def test_train_alternates_ppo_and_evolution(tmp_path, encoder):
     assert grown["status"] == "best" and grown["gain"]["low"] > 0
     # its interval resampled the scored session windows (each one memory build), not the questions in them
     windows = scoring_windows(context)
-    assert grown["gain"]["groups"] == len(windows) < grown["gain"]["n"] == sum(len(w.queries) for w in windows)
+    assert grown["gain"]["groups"] == len(windows) < grown["gain"]["n"] == sum(len(w.queries) for w in windows.values())
     assert seed["scored_with"] == grown["scored_with"] == trainer.selector(settings.eval.skills_per_span).identity
     assert evolution["cycles"][0]["outcome"] == "best"
     assert "store-all" in trainer.bank.names and trainer.fresh == {"store-all"}

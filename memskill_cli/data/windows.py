@@ -62,7 +62,7 @@ def make_windows(queries: list[Query], cache: SpanCache, window_sessions: int, q
     return windows
 
 
-def densest_windows(windows: list[Window], count: int) -> list[Window]:
+def densest_windows(windows: dict[str, Window], count: int) -> dict[str, Window]:
     """The `count` windows with the most questions per span: the most questions a scoring's executor calls buy
     (ties keep their order)."""
-    return sorted(windows, key=lambda w: -len(w.queries) / len(w.spans))[:count]
+    return dict(sorted(windows.items(), key=lambda item: -len(item[1].queries) / len(item[1].spans))[:count])
