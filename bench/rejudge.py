@@ -37,8 +37,9 @@ def report(name: str, windows: list[Window], base: dict[str, float], new: dict[s
     spans = sum(len(w.spans) for w in windows)
     before, after = [base[q] for q in ids], [new[q] for q in ids]
     print(f"{name}: {len(windows)} windows, {spans} spans, {len(ids)} questions; base {sum(before) / len(ids):.3f}")
-    print(f"  by question {paired_gain(before, after)}")
-    print(f"  by window   {paired_gain(before, after, groups=groups)}")
+    for label, gain in (("by question", paired_gain(before, after)),
+                        ("by window  ", paired_gain(before, after, groups=groups))):
+        print(f"  {label} {gain}" + (f"; {gain.outlook()}" if gain.outlook() else ""))
 
 
 def main() -> None:

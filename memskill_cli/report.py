@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from memskill_cli.errors import DataError
 from memskill_cli.fileio import atomic_dir, read_json, read_jsonl, write_text
 from memskill_cli.metrics import EMBODIED_METRICS, QA_METRICS, metric_names
+from memskill_cli.significance import Gain
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -76,10 +77,12 @@ def timeline_table(state: dict[str, Any]) -> Table:
     for v in state["versions"]:
         changes = "; ".join(f"{c['op']} {c['skill']}: {c.get('reason', '')}" for c in v["changes"]) or "(seed)"
         rejected = "; ".join(f"rejected {c.get('op')} {c.get('skill')}: {c['why']}" for c in v["rejected"])
-        gain = v.get("gain")
-        interval = f"{gain['mean']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]" if gain else "-"
-        if gain and gain.get("groups"):  # resampled by session window, not by question
-            interval += f" by {gain['groups']} windows"
+        gain = Gain.model_validate(v["gain"]) if v.get("gain") else None
+        interval = f"{gain.mean:+.3f} [{gain.low:+.3f}, {gain.high:+.3f}]" if gain else "-"
+        if gain and gain.groups:  # resampled by session window, not by question
+            interval += f" by {gain.groups} windows"
+        if gain and gain.outlook():  # could more validation data resolve it?
+            interval += f"; {gain.outlook()}"
         rows.append([f"v{v['version']}", _fmt(v["parent"]), _fmt(v["round"]), _fmt(v["score"]), interval,
                      v["status"], changes + (f" | {rejected}" if rejected else "")])
     return header, rows

@@ -9,6 +9,7 @@ narrower than the one by window)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -29,10 +30,27 @@ class Gain(BaseModel):
     def significant(self) -> bool:
         return self.low > 0
 
+    def units_to_clear(self) -> int | None:
+        """How many units (groups, else questions) would put the interval clear of zero if the mean and the spread
+        per unit stayed as measured (the interval narrows with the square root of the units): can more validation
+        data resolve this gain, or only a larger gain pass? None for a zero mean."""
+        units = self.groups or self.n
+        if not self.mean or not units:
+            return None
+        reach = self.mean - self.low if self.mean > 0 else self.high - self.mean
+        return math.ceil(units * (reach / abs(self.mean)) ** 2)
+
     def __str__(self) -> str:
         units = f" in {self.groups} groups" if self.groups is not None else ""
         return (f"{self.mean:+.3f} ({self.confidence:.0%} interval {self.low:+.3f} to {self.high:+.3f}, "
                 f"n={self.n}{units})")
+
+    def outlook(self) -> str:
+        """For a positive gain within noise, how much data would resolve it ("" otherwise): benchmarks and the report
+        print it beside the gain."""
+        if self.mean <= 0 or self.significant:
+            return ""
+        return f"clear of zero at ~{self.units_to_clear()} {'windows' if self.groups else 'questions'}"
 
 
 def paired_gain(base: Sequence[float], new: Sequence[float], confidence: float = 0.95, rounds: int = 2000,

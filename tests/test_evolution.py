@@ -177,6 +177,29 @@ def test_a_gain_carried_by_one_memory_build_is_not_significant_when_builds_are_r
     assert store.state.get(version.version).gain.groups == 5 and store.state.best == 1
 
 
+def test_the_windows_a_gain_would_need_to_clear_zero_are_projected_from_its_spread():
+    """A small gain within noise on 8 windows: the projection says how many windows would resolve it. Checked with
+    the bootstrap itself, the same windows repeated to that many clear zero, and one repeat fewer do not."""
+    from memskill_cli.significance import paired_gain
+
+    per_window = [0.08, -0.06, 0.05, 0.02, -0.03, 0.07, -0.01, 0.04]  # mean +0.0200, spread 0.05
+
+    def gain(copies: int):
+        diffs = [d for _ in range(copies) for d in per_window for _ in range(3)]  # 3 questions a window
+        groups = [(c, w) for c in range(copies) for w in range(len(per_window)) for _ in range(3)]
+        return paired_gain([0.5] * len(diffs), [0.5 + d for d in diffs], groups=groups)
+
+    small = gain(1)
+    assert not small.significant and small.mean == pytest.approx(0.02)
+    needed = small.units_to_clear()
+    assert needed > 2 * len(per_window) and small.outlook() == f"clear of zero at ~{needed} windows"
+    copies = -(-needed // len(per_window))
+    assert gain(copies).significant                 # as many windows as projected: resolved
+    assert not gain(copies - 1).significant         # fewer: still within noise
+    assert gain(copies).outlook() == "" and paired_gain([0.5] * 3, [0.4] * 3).outlook() == ""  # resolved; a loss
+    assert paired_gain([0.5] * 4, [0.5] * 4).units_to_clear() is None  # no gain: no amount of data resolves it
+
+
 def test_bank_versions_are_scored_on_the_windows_with_the_most_questions_per_span():
     """A scoring's cost is its executor calls, one per span: the windows that answer the most questions per span
     narrow the gain's interval most for that cost."""

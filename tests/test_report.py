@@ -13,7 +13,7 @@ from memskill_cli.evolution.hardcases import buffer_from_training
 from memskill_cli.evolution.loop import evolve
 from memskill_cli.learning import make_trainer, source_turns, train
 from memskill_cli.llm import RoleClient, UsageLedger
-from memskill_cli.report import build_report
+from memskill_cli.report import build_report, timeline_table
 from stages.report import compare
 from tests.conftest import REPO
 from tests.scripted import ScriptedClient
@@ -86,3 +86,22 @@ def test_report_from_a_scripted_pipeline_run(tmp_path, encoder):
     (artifacts / "eval/other/metrics.json").write_text(json.dumps(summary))
     table = compare(str(artifacts / "eval/sample"), str(artifacts / "eval/other"), "sqlite:///unused.db")
     assert "| memskill | f1 |" in table and "+0.100" in table
+
+
+def test_the_timeline_says_how_many_windows_would_resolve_a_gain_within_noise():
+    """A rolled-back version with a positive gain says how much validation data would have told it from noise (as
+    LoCoMo's best 1.5B edit: ~5x the 59 validation windows); a loss or a kept gain says nothing more."""
+    def version(number: int, gain: dict | None, status: str) -> dict:
+        return {"version": number, "parent": 1, "round": 1, "score": 0.8, "gain": gain, "status": status,
+                "changes": [], "rejected": []}
+
+    within_noise = {"mean": 0.026, "low": -0.032, "high": 0.087, "n": 284, "confidence": 0.95, "groups": 59}
+    loss = within_noise | {"mean": -0.02, "low": -0.07, "high": 0.03}
+    kept = {"mean": 0.05, "low": 0.01, "high": 0.09, "n": 284, "confidence": 0.95}
+    _, rows = timeline_table({"versions": [version(1, None, "kept"), version(2, within_noise, "rolled_back"),
+                                           version(3, loss, "rolled_back"), version(4, kept, "best")]})
+    intervals = [row[4] for row in rows]
+    assert intervals[0] == "-"
+    assert intervals[1] == "+0.026 [-0.032, +0.087] by 59 windows; clear of zero at ~294 windows"
+    assert intervals[2] == "-0.020 [-0.070, +0.030] by 59 windows"
+    assert intervals[3] == "+0.050 [+0.010, +0.090]"
