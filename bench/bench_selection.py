@@ -46,9 +46,16 @@ from memskill_cli.config import PrepareSettings, Settings, SpanSettings
 from memskill_cli.data.cache import build_cache
 from memskill_cli.data.prepare import prepare
 from memskill_cli.data.spans import Span
-from memskill_cli.data.windows import densest_windows, make_windows
+from memskill_cli.data.windows import make_windows
 from memskill_cli.embeddings import Encoder
-from memskill_cli.evaluation import load_context, select_queries, unanswered_rows, window_contexts, window_rows
+from memskill_cli.evaluation import (
+    load_context,
+    scoring_windows,
+    select_queries,
+    unanswered_rows,
+    window_contexts,
+    window_rows,
+)
 from memskill_cli.learning import make_trainer, train
 from memskill_cli.llm import UsageLedger
 from memskill_cli.llm.roles import build_role_clients
@@ -94,11 +101,15 @@ def main() -> None:
     parser.add_argument("--controller", type=Path, default=None, help="A trained checkpoint to compare (no training).")
     parser.add_argument("--densest", action="store_true", help="The windows with most questions per span.")
     parser.add_argument("--no-answer", action="store_true", help="Evidence recall and answer coverage only (no F1).")
-    parser.add_argument("--selectors", nargs="+", default=["controller", "similarity", "random", "seed-all"],
-                        choices=["controller", "similarity", "random", "seed-all"], help="Which memories to build.")
+    parser.add_argument("--selectors", nargs="+", choices=["controller", "similarity", "random", "seed-all"],
+                        help="Which memories to build, in this order (default: all, seed-all only with --bank).")
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"skipped: {SOURCE} is absent")
+    if args.selectors is None:
+        args.selectors = ["controller", "similarity", "random"] + ["seed-all"] * bool(args.bank)
+    if "seed-all" in args.selectors and not args.bank:
+        sys.exit("seed-all compares a grown bank with the seed bank: give --bank")
     bank = SkillBank.load(args.bank) if args.bank else SkillBank.seed()
     settings = Settings(memory={"skill_bank": str(args.bank) if args.bank else None},
                         llm={"cache_path": str(WORK / "llm.sqlite")},
@@ -115,13 +126,15 @@ def main() -> None:
     checkpoint = args.controller or train_controller(args, bank, settings, prepared.path, info.path, components,
                                                      ledger) / "checkpoint"
 
-    scoring = settings.model_copy(update={"eval": settings.eval.model_copy(update={"split": "validation",
-                                                                                    "judge": False})})
+    scoring = settings.model_copy(update={
+        "eval": settings.eval.model_copy(update={"split": "validation", "judge": False}),
+        "evolve": settings.evolve.model_copy(update={"validation_windows": args.windows})})
     ctx = load_context(scoring, prepared.path, info.path, components, memory_root=WORK / "memories")
-    validation = select_queries(ctx.queries, scoring)
-    every = make_windows(validation, ctx.cache, 1, None, 0)
-    windows = (list(densest_windows(every, args.windows).values()) if args.densest
-               else random.Random(0).sample(list(every.values()), min(args.windows, len(every))))
+    if args.densest:  # the windows the gate scores bank versions on
+        windows = list(scoring_windows(ctx).values())
+    else:
+        every = list(make_windows(select_queries(ctx.queries, scoring), ctx.cache, 1, None, 0).values())
+        windows = random.Random(0).sample(every, min(args.windows, len(every)))
     controller, identity, trained_on = load_controller(checkpoint)
     selectors = {"controller": (bank, Tally(ControllerSelector(controller, encoder.encode, args.top_k, identity,
                                                                trained_on, settings.train.new_skill_floor))),
@@ -129,8 +142,6 @@ def main() -> None:
                  "random": (bank, Tally(RandomK(args.top_k, 0)))}
     if args.bank:  # does the grown bank help at all? the seed bank with every skill is static-primitives
         selectors["seed-all"] = (SkillBank.seed(), Tally(AllSkills()))
-    if "seed-all" in args.selectors and not args.bank:
-        sys.exit("seed-all compares a grown bank with the seed bank: give --bank")
     print(f"\n== validation: {len(windows)} {'densest' if args.densest else 'seeded'} windows, "
           f"{sum(len(w.queries) for w in windows)} questions in {sum(len(w.spans) for w in windows)} spans, "
           f"K={args.top_k} of {len(bank.skills)}")
